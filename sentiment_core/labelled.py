@@ -1,0 +1,253 @@
+"""Readers for labelled tweet files (training and evaluation data), streamed in chunks.
+
+Formats:
+- ``sentiment140``: the published CSV (see :mod:`sentiment_core.sentiment140`); target 0 -> 0,
+  4 -> 1, 2 (neutral) dropped and counted.
+- ``semeval``: SemEval Twitter task A gold files, ``id<TAB>label<TAB>text``, labels
+  positive/negative/neutral; tolerates a trailing tab and a tweet whose text spans two lines.
+- ``table``: CSV, TSV or Parquet with a text column and a label column (named by the caller),
+  optionally an id column. Labels 0/1, 0/4, negative/positive (neutral dropped), false/true.
+
+Each reader yields :class:`Chunk` objects (ids, texts, labels) and fills a :class:`ReadStats`
+with every row it did not yield and why, so that nothing vanishes silently.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from . import sentiment140 as s140
+
+CHUNK_ROWS = 50_000
+FORMATS = ("auto", "sentiment140", "semeval", "table")
+
+# label value (lower-cased string) -> binary label; None = neutral (dropped, counted)
+LABEL_VALUES = {
+    "0": 0, "4": 1, "1": 1, "2": None,
+    "negative": 0, "positive": 1, "neutral": None, "neg": 0, "pos": 1, "neu": None,
+    "false": 0, "true": 1,
+}
+
+
+@dataclass
+class Chunk:
+    ids: list[str]
+    texts: list[str]
+    labels: list[int]
+    source: str
+
+
+@dataclass
+class ReadStats:
+    rows: int = 0  # records seen (non-blank lines / table rows)
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+    invalid_utf8: int = 0  # kept rows whose invalid bytes were replaced
+    examples: dict = field(default_factory=dict)  # reason -> first raw example (bounded)
+
+    def drop(self, reason: str, raw: str = "") -> None:
+        self.dropped[reason] += 1
+        self.examples.setdefault(reason, raw[:200])
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "kept": self.kept, "dropped": dict(self.dropped),
+                "invalid_utf8_rows": self.invalid_utf8}
+
+
+def detect_format(path: str) -> str:
+    p = Path(path)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return "table"
+    with open(p, "rb") as f:
+        head = f.readline(65536)
+    text, _ = s140.decode(head)
+    if s140.split_line(text) is not None:
+        return "sentiment140"
+    if _SEMEVAL_LINE.match(text):
+        return "semeval"
+    return "table"
+
+
+def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, *,
+                  text_col: str = "text", label_col: str = "label", id_col: str | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """Stream a labelled file as chunks of (id, text, label). Raises ValueError for a file that
+    is not in the named format at all (no row could be read); bad rows are counted in stats."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    stats = stats if stats is not None else ReadStats()
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "sentiment140":
+        gen = _read_sentiment140(path, stats, chunk_rows)
+    elif fmt == "semeval":
+        gen = _read_semeval(path, stats, chunk_rows)
+    elif fmt == "table":
+        gen = _read_table(path, stats, text_col, label_col, id_col, chunk_rows)
+    else:
+        raise ValueError(f"unknown data format {fmt!r}; use one of {FORMATS}")
+    for chunk in gen:
+        stats.kept += len(chunk.ids)
+        yield chunk
+    if stats.rows and not stats.kept and sum(stats.dropped.values()) == stats.rows:
+        worst = stats.dropped.most_common(1)[0][0]
+        if worst in ("bad_field_count", "bad_label", "missing_column"):
+            raise ValueError(f"{path}: no row could be read as {fmt} (every row: {worst}, e.g. "
+                             f"{stats.examples.get(worst)!r}); check --format")
+
+
+class _Batcher:
+    def __init__(self, source: str, chunk_rows: int):
+        self.source, self.chunk_rows = source, chunk_rows
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.labels: list[int] = []
+
+    def add(self, id_: str, text: str, label: int) -> Chunk | None:
+        self.ids.append(id_)
+        self.texts.append(text)
+        self.labels.append(label)
+        return self.flush() if len(self.ids) >= self.chunk_rows else None
+
+    def flush(self) -> Chunk | None:
+        if not self.ids:
+            return None
+        c = Chunk(self.ids, self.texts, self.labels, self.source)
+        self.ids, self.texts, self.labels = [], [], []
+        return c
+
+
+def _accept(stats: ReadStats, batcher: _Batcher, id_: str, text: str, label_value: str, raw: str):
+    label_key = label_value.strip().lower()
+    if label_key not in LABEL_VALUES:
+        stats.drop("bad_label", raw)
+        return None
+    label = LABEL_VALUES[label_key]
+    if label is None:
+        stats.drop("neutral", raw)
+        return None
+    if not text.strip():
+        stats.drop("empty_text", raw)
+        return None
+    return batcher.add(id_, text, label)
+
+
+def _read_sentiment140(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
+    b = _Batcher(os.path.basename(path), chunk_rows)
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.strip():
+                continue
+            stats.rows += 1
+            line, bad_bytes = s140.decode(raw)
+            fields = s140.split_line(line)
+            if fields is None:
+                stats.drop("bad_field_count", line)
+                continue
+            stats.invalid_utf8 += bad_bytes
+            out = _accept(stats, b, fields[s140.IDS], fields[s140.TEXT], fields[s140.TARGET], line)
+            if out is not None:
+                yield out
+    last = b.flush()
+    if last is not None:
+        yield last
+
+
+_SEMEVAL_LINE = re.compile(r"^(\d+)\t(positive|negative|neutral|objective|objective-OR-neutral)\t(.*)$",
+                           re.IGNORECASE | re.DOTALL)
+
+
+def _read_semeval(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
+    b = _Batcher(os.path.basename(path), chunk_rows)
+    pending: list[str] | None = None  # [id, label, text] of the record being read
+
+    def finish(rec):
+        label = "neutral" if rec[1].lower().startswith("objective") else rec[1]
+        return _accept(stats, b, rec[0], rec[2].rstrip("\t ").replace("\\u002c", ","), label, "\t".join(rec))
+
+    with open(path, "rb") as f:
+        for raw in f:
+            line, bad_bytes = s140.decode(raw)
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            m = _SEMEVAL_LINE.match(line)
+            if m:
+                if pending is not None:
+                    out = finish(pending)
+                    if out is not None:
+                        yield out
+                stats.rows += 1
+                stats.invalid_utf8 += bad_bytes
+                pending = [m.group(1), m.group(2), m.group(3)]
+            elif pending is not None:  # continuation of a tweet that spans lines
+                pending[2] += "\n" + line
+            else:
+                stats.rows += 1
+                stats.drop("bad_field_count", line)
+    if pending is not None:
+        out = finish(pending)
+        if out is not None:
+            yield out
+    last = b.flush()
+    if last is not None:
+        yield last
+
+
+def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_col: str | None,
+                chunk_rows: int) -> Iterator[Chunk]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    suffix = Path(path).suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        batches = pf.iter_batches(batch_size=chunk_rows)
+    else:
+        delim = "\t" if suffix in (".tsv", ".tab") else ","
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
+                                             invalid_row_handler=lambda row: _bad_row(stats, row)),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in (text_col, label_col, id_col) if c}),
+        )
+        names = reader.schema.names
+        batches = reader
+    missing = [c for c in (text_col, label_col, id_col) if c and c not in names]
+    if missing:
+        raise ValueError(f"{path}: column(s) {missing} not found (columns: {names}); "
+                         "name them with --text-col/--label-col/--id-col")
+    b = _Batcher(os.path.basename(path), chunk_rows)
+    for batch in batches:
+        cols = batch.to_pydict()
+        texts = cols[text_col]
+        labels = cols[label_col]
+        ids = cols[id_col] if id_col else [None] * len(texts)
+        for id_, text, label in zip(ids, texts, labels):
+            stats.rows += 1
+            if text is None:
+                stats.drop("empty_text", "")
+                continue
+            if label is None:
+                stats.drop("bad_label", text)
+                continue
+            id_ = str(id_) if id_ is not None else "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+            out = _accept(stats, b, id_, str(text), str(label), str(text))
+            if out is not None:
+                yield out
+    last = b.flush()
+    if last is not None:
+        yield last
+
+
+def _bad_row(stats: ReadStats, row) -> str:
+    stats.rows += 1
+    stats.drop("bad_field_count", row.text or "")
+    return "skip"

@@ -1,0 +1,656 @@
+"""Pure-Python readers: tweet archive files -> canonical tweets, rejects and delete notices.
+
+One file in, a stream of ``(kind, dict)`` records out, where kind is ``"tweet"``, ``"reject"`` or
+``"delete"`` and the dict has exactly the keys of ``schema.TWEET_COLUMNS``, ``REJECT_COLUMNS`` or
+``DELETE_COLUMNS``. Nothing vanishes silently: every non-blank line yields at least one record
+(blank lines are not records). Bad content never raises inside :func:`read_file`; it becomes a
+reject with a reason code from :mod:`sentiment_core.schema`.
+
+Formats (``FORMATS``):
+
+- ``sentiment140``: the Sentiment140 CSV (see :mod:`sentiment_core.sentiment140`), used as a tweet
+  source for scoring; its label column is ignored.
+- ``twitter-v1``: Twitter API v1.1 JSON Lines (the Internet Archive "archiveteam-twitter-stream"
+  grab): tweets, ``{"delete": ...}`` notices and other stream control messages.
+- ``twitter-v2``: Twitter API v2 JSON as written by twarc2: response pages (``data`` list +
+  ``includes``), filtered-stream messages (``data`` object) and flattened tweets (twarc-csv
+  ``flat.jsonl``: one tweet object per line with ``author`` and embedded referenced tweets).
+
+Files may be plain, gzip or bzip2 (recognised by magic bytes, whatever the extension), local or
+behind a URI with a scheme (``hdfs://``, ``s3://``, ... through ``pyarrow.fs``, imported lazily;
+``file://`` is read locally). Only the standard library is imported at module import time.
+"""
+from __future__ import annotations
+
+import bz2
+import datetime as _dt
+import gzip
+import io
+import json
+import os
+import zlib
+from typing import Callable, Iterable, Iterator
+from urllib.parse import unquote, urlparse
+
+from sentiment_core import schema
+from sentiment_core import sentiment140 as s140
+
+Record = tuple[str, dict]
+
+FORMATS = ("sentiment140", "twitter-v1", "twitter-v2")
+
+_UTC = _dt.timezone.utc
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_CHUNK = 1 << 20
+# How many non-blank lines read_file looks at to recognise a file's format before giving up.
+_DETECT_MAX_LINES = 100
+
+# v1.1 streaming API control messages: they are counted as unknown_record rejects.
+_V1_CONTROL_KEYS = frozenset({
+    "limit", "scrub_geo", "status_withheld", "user_withheld", "disconnect", "warning",
+    "friends", "friends_str", "event", "for_user", "control", "user_update",
+})
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+# --------------------------------------------------------------------------------------------
+# records
+# --------------------------------------------------------------------------------------------
+
+def _tweet(tweet_id: str, created_at: _dt.datetime, user, lang, text: str, is_retweet: bool,
+           source_file: str) -> Record:
+    return ("tweet", {
+        "tweet_id": tweet_id,
+        "created_at": created_at,
+        "dt": created_at.date(),
+        "user": user if isinstance(user, str) else None,
+        "lang": lang if isinstance(lang, str) else None,
+        "text": text,
+        "is_retweet": bool(is_retweet),
+        "source_file": source_file,
+    })
+
+
+def _reject(raw, source_file: str, line_no: int | None, reason: str) -> Record:
+    return ("reject", {
+        "raw": schema.truncate_raw(raw),
+        "source_file": source_file,
+        "line_no": line_no,
+        "reason": reason,
+        "detected_at": _dt.datetime.now(_UTC),
+    })
+
+
+def _delete(tweet_id: str, user_id, deleted_at, source_file: str) -> Record:
+    return ("delete", {
+        "tweet_id": tweet_id,
+        "user_id": user_id,
+        "deleted_at": deleted_at,
+        "source_file": source_file,
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# small parsers
+# --------------------------------------------------------------------------------------------
+
+def _id_str(obj: dict, str_key: str, int_key: str) -> str | None:
+    """A non-empty id string from ``obj[str_key]``, else ``str(obj[int_key])``, else None."""
+    value = obj.get(str_key)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    value = obj.get(int_key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def parse_v1_date(value) -> _dt.datetime | None:
+    """``Fri Jan 01 07:29:00 +0000 2021`` -> aware UTC datetime, or None (locale-independent)."""
+    if not isinstance(value, str):
+        return None
+    parts = value.split()
+    if len(parts) != 6 or parts[1] not in _MONTHS:
+        return None
+    _, mon, day, hms, offset, year = parts
+    try:
+        h, m, s = (int(x) for x in hms.split(":"))
+        if len(offset) != 5 or offset[0] not in "+-":
+            return None
+        sign = 1 if offset[0] == "+" else -1
+        delta = _dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+        local = _dt.datetime(int(year), _MONTHS[mon], int(day), h, m, s,
+                             tzinfo=_dt.timezone(sign * delta))
+    except ValueError:
+        return None
+    return local.astimezone(_UTC)
+
+
+def parse_iso_date(value) -> _dt.datetime | None:
+    """``2021-04-08T17:29:03.000Z`` -> aware UTC datetime (naive values are taken as UTC)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = _dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=_UTC)
+    return parsed.astimezone(_UTC)
+
+
+def _ms_to_utc(value) -> _dt.datetime | None:
+    if isinstance(value, bool):
+        return None
+    try:  # integer arithmetic: exact milliseconds, no float rounding
+        return _EPOCH + _dt.timedelta(milliseconds=int(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _nonblank(value) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _load_json(line: str, source_file: str, line_no: int):
+    """(obj, None) or (None, reject)."""
+    try:
+        return json.loads(line), None
+    except (ValueError, RecursionError):
+        return None, _reject(line, source_file, line_no, schema.MALFORMED_JSON)
+
+
+# --------------------------------------------------------------------------------------------
+# Twitter API v1.1
+# --------------------------------------------------------------------------------------------
+
+def _v1_text(status: dict) -> str | None:
+    ext = status.get("extended_tweet")
+    if isinstance(ext, dict):
+        text = _nonblank(ext.get("full_text"))
+        if text is not None:
+            return text
+    return _nonblank(status.get("full_text")) or _nonblank(status.get("text"))
+
+
+def _looks_like_v1_tweet(obj: dict) -> bool:
+    return any(k in obj for k in ("id_str", "id", "created_at", "text", "full_text",
+                                  "extended_tweet", "retweeted_status"))
+
+
+def parse_v1_line(line: str, source_file: str, line_no: int) -> list[Record]:
+    """One line of v1.1 JSON Lines -> [tweet] / [delete] / [reject]; [] for a blank line."""
+    if not line.strip():
+        return []
+    obj, bad = _load_json(line, source_file, line_no)
+    if bad is not None:
+        return [bad]
+    if not isinstance(obj, dict):
+        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+
+    if "delete" in obj:
+        notice = obj["delete"]
+        status = notice.get("status") if isinstance(notice, dict) else None
+        if not isinstance(status, dict):
+            return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+        tweet_id = _id_str(status, "id_str", "id")
+        if tweet_id is None:
+            return [_reject(line, source_file, line_no, schema.MISSING_ID)]
+        user_id = _id_str(status, "user_id_str", "user_id")
+        deleted_at = _ms_to_utc(notice.get("timestamp_ms", obj.get("timestamp_ms")))
+        return [_delete(tweet_id, user_id, deleted_at, source_file)]
+
+    if not _looks_like_v1_tweet(obj):
+        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+
+    tweet_id = _id_str(obj, "id_str", "id")
+    if tweet_id is None:
+        return [_reject(line, source_file, line_no, schema.MISSING_ID)]
+    created_at = parse_v1_date(obj.get("created_at"))
+    if created_at is None:
+        return [_reject(line, source_file, line_no, schema.BAD_TIMESTAMP)]
+
+    retweeted = obj.get("retweeted_status")
+    is_retweet = isinstance(retweeted, dict)
+    text = (_v1_text(retweeted) if is_retweet else None) or _v1_text(obj)
+    if text is None:
+        return [_reject(line, source_file, line_no, schema.EMPTY_TEXT)]
+
+    user = obj.get("user")
+    screen_name = user.get("screen_name") if isinstance(user, dict) else None
+    return [_tweet(tweet_id, created_at, screen_name, obj.get("lang"), text, is_retweet,
+                   source_file)]
+
+
+# --------------------------------------------------------------------------------------------
+# Twitter API v2 (twarc2)
+# --------------------------------------------------------------------------------------------
+
+def _v2_text(tweet) -> str | None:
+    if not isinstance(tweet, dict):
+        return None
+    note = tweet.get("note_tweet")
+    if isinstance(note, dict):
+        text = _nonblank(note.get("text"))
+        if text is not None:
+            return text
+    return _nonblank(tweet.get("text"))
+
+
+def _v2_tweet(item, users: dict, included: dict, raw_line: str, source_file: str,
+              line_no: int, in_page: bool) -> Record:
+    def reject(reason: str) -> Record:
+        raw = raw_line
+        if in_page:  # the tweet itself says more than the first 2000 characters of the page
+            try:
+                raw = json.dumps(item, ensure_ascii=False)
+            except (TypeError, ValueError):
+                pass
+        return _reject(raw, source_file, line_no, reason)
+
+    if not isinstance(item, dict):
+        return reject(schema.UNKNOWN_RECORD)
+    tweet_id = _id_str(item, "id", "id")
+    if tweet_id is None:
+        return reject(schema.MISSING_ID)
+    created_at = parse_iso_date(item.get("created_at"))
+    if created_at is None:
+        return reject(schema.BAD_TIMESTAMP)
+
+    author = item.get("author")
+    if isinstance(author, dict):  # flattened (twarc-csv) tweet
+        user = author.get("username")
+    else:
+        user = users.get(item.get("author_id"))
+
+    is_retweet = False
+    text = None
+    refs = item.get("referenced_tweets")
+    for ref in refs if isinstance(refs, list) else ():
+        if isinstance(ref, dict) and ref.get("type") == "retweeted":
+            is_retweet = True
+            ref_id = ref.get("id")
+            target = included.get(str(ref_id)) if ref_id is not None else None
+            if target is None and "text" in ref:  # flattened: the tweet is embedded
+                target = ref
+            text = _v2_text(target)
+            break
+    if text is None:
+        text = _v2_text(item)
+    if text is None:
+        return reject(schema.EMPTY_TEXT)
+    return _tweet(tweet_id, created_at, user, item.get("lang"), text, is_retweet, source_file)
+
+
+def parse_v2_line(line: str, source_file: str, line_no: int) -> list[Record]:
+    """One line of twarc2 output -> one record per tweet (page / stream message / flat tweet)."""
+    if not line.strip():
+        return []
+    obj, bad = _load_json(line, source_file, line_no)
+    if bad is not None:
+        return [bad]
+    if not isinstance(obj, dict):
+        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+
+    if "data" in obj:  # response page (data: list) or filtered-stream message (data: object)
+        data = obj["data"]
+        if isinstance(data, dict):
+            data = [data]
+        if not isinstance(data, list) or not data:
+            # errors-only or empty page: counted, not dropped
+            return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+        includes = obj.get("includes") if isinstance(obj.get("includes"), dict) else {}
+        users = {u.get("id"): u.get("username")
+                 for u in includes.get("users") or () if isinstance(u, dict)}
+        included = {str(t.get("id")): t
+                    for t in includes.get("tweets") or () if isinstance(t, dict)}
+        return [_v2_tweet(item, users, included, line, source_file, line_no, in_page=True)
+                for item in data]
+
+    if "id" in obj and ("text" in obj or "note_tweet" in obj):  # flattened tweet
+        return [_v2_tweet(obj, {}, {}, line, source_file, line_no, in_page=False)]
+    return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+
+
+# --------------------------------------------------------------------------------------------
+# Sentiment140 CSV
+# --------------------------------------------------------------------------------------------
+
+def parse_sentiment140_line(line: str, source_file: str, line_no: int) -> list[Record]:
+    """One Sentiment140 CSV line -> [tweet] or [reject]; [] for a blank line. Label ignored."""
+    if not line.strip():
+        return []
+    fields = s140.split_line(line)
+    if fields is None:
+        return [_reject(line, source_file, line_no, schema.BAD_FIELD_COUNT)]
+    tweet_id = fields[s140.IDS].strip()
+    if not tweet_id:
+        return [_reject(line, source_file, line_no, schema.MISSING_ID)]
+    created_at = s140.parse_date(fields[s140.DATE])
+    if created_at is None:
+        return [_reject(line, source_file, line_no, schema.BAD_TIMESTAMP)]
+    text = fields[s140.TEXT]
+    if not text.strip():
+        return [_reject(line, source_file, line_no, schema.EMPTY_TEXT)]
+    return [_tweet(tweet_id, created_at, fields[s140.USER] or None, None, text, False,
+                   source_file)]
+
+
+_PARSERS: dict[str, Callable[[str, str, int], list[Record]]] = {
+    "sentiment140": parse_sentiment140_line,
+    "twitter-v1": parse_v1_line,
+    "twitter-v2": parse_v2_line,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# format detection
+# --------------------------------------------------------------------------------------------
+
+def _classify(line: str) -> str | None:
+    """The format one line belongs to, or None when it does not tell."""
+    text = line.strip().lstrip("\ufeff")
+    if not text:
+        return None
+    if text[0] == '"':
+        return "sentiment140" if s140.split_line(text) is not None else None
+    if text[0] != "{":
+        return None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(obj.get("data"), (list, dict)):
+        return "twitter-v2"
+    if "id" in obj and "text" in obj and (
+            "author_id" in obj or "edit_history_tweet_ids" in obj or "author" in obj
+            or parse_iso_date(obj.get("created_at")) is not None):
+        return "twitter-v2"
+    if ("id_str" in obj or "delete" in obj
+            or parse_v1_date(obj.get("created_at")) is not None
+            or (obj.keys() and obj.keys() <= _V1_CONTROL_KEYS)):
+        return "twitter-v1"
+    if "errors" in obj and ("meta" in obj or "includes" in obj or "title" in obj):
+        return "twitter-v2"
+    return None
+
+
+def detect_format(path: str, first_line: str) -> str:
+    """The format of ``path`` from its first non-blank line; ValueError when it cannot tell."""
+    fmt = _classify(first_line)
+    if fmt is None:
+        preview = first_line.strip()[:120]
+        raise ValueError(
+            f"cannot detect the format of {path!r} from its first line {preview!r}: expected a "
+            f"Sentiment140 CSV line (6 double-quoted fields) or a Twitter v1.1 / v2 JSON object; "
+            f"pass fmt= one of {FORMATS}")
+    return fmt
+
+
+# --------------------------------------------------------------------------------------------
+# opening files
+# --------------------------------------------------------------------------------------------
+
+class _Prefixed(io.RawIOBase):
+    """A non-seekable stream with bytes already read from it put back in front."""
+
+    def __init__(self, prefix: bytes, stream):
+        self._prefix = prefix
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self._prefix:
+            n = min(len(buf), len(self._prefix))
+            buf[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._stream.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+def _scheme(path: str) -> str:
+    if "://" not in path:
+        return ""
+    scheme = path.split("://", 1)[0]
+    # a Windows drive ("C:\\...") is not a scheme; schemes are letters, digits, + - .
+    if len(scheme) < 2 or not all(c.isalnum() or c in "+-." for c in scheme):
+        return ""
+    return scheme.lower()
+
+
+def _local_path(path: str) -> str | None:
+    """The local path for a plain path or a file:// URI; None for other schemes."""
+    scheme = _scheme(path)
+    if scheme == "":
+        return path
+    if scheme == "file":
+        parsed = urlparse(path)
+        return unquote(parsed.path)
+    return None
+
+
+def _open_raw(path: str):
+    """A binary stream of the file's stored bytes (no decompression)."""
+    local = _local_path(path)
+    if local is not None:
+        return open(local, "rb")
+    from pyarrow import fs as pafs  # lazy: only for non-local URIs
+
+    filesystem, fs_path = pafs.FileSystem.from_uri(path)
+    return filesystem.open_input_stream(fs_path, compression=None)
+
+
+def _open_decompressed(path: str):
+    raw = _open_raw(path)
+    try:
+        magic = raw.read(3)
+        seekable = getattr(raw, "seekable", lambda: False)()
+        if seekable:
+            raw.seek(0)
+        else:
+            raw = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
+        if magic[:2] == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=raw, mode="rb")
+        if magic == b"BZh":
+            return bz2.BZ2File(raw, mode="rb")
+        return raw
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _iter_split(stream) -> Iterator[tuple[int, bytes]]:
+    read = getattr(stream, "read1", None) or stream.read
+    pending = b""
+    line_no = 0
+    while True:
+        chunk = read(_CHUNK)
+        if not chunk:
+            break
+        pending += chunk
+        lines = pending.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            line_no += 1
+            yield line_no, line[:-1] if line.endswith(b"\r") else line
+    if pending:
+        line_no += 1
+        yield line_no, pending[:-1] if pending.endswith(b"\r") else pending
+
+
+def open_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw bytes without the line end) for every line of a file.
+
+    Plain, gzip or bzip2 (by magic bytes); a local path, a ``file://`` URI or any URI that
+    ``pyarrow.fs.FileSystem.from_uri`` understands. Errors propagate (OSError when the file
+    cannot be opened; EOFError / OSError / zlib.error when a compressed file breaks off);
+    :func:`read_file` turns them into rejects.
+    """
+    stream = _open_decompressed(path)
+    with stream:
+        yield from _iter_split(stream)
+
+
+# --------------------------------------------------------------------------------------------
+# reading files
+# --------------------------------------------------------------------------------------------
+
+# ValueError: pyarrow.lib.ArrowInvalid (a bad URI) and I/O on a broken stream
+_STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
+
+
+def _decoded_lines(path: str, state: dict) -> Iterator[tuple[int, str]]:
+    """Non-blank decoded lines; on a read error records it in ``state`` and stops."""
+    try:
+        lines = open_lines(path)
+        first = True
+        for line_no, raw in lines:
+            state["last_line"] = line_no
+            text, _had_invalid = s140.decode(raw)
+            if first:
+                text = text.lstrip("\ufeff")
+                first = False
+            if text.strip():
+                yield line_no, text
+    except _STREAM_ERRORS as exc:
+        state["error"] = exc
+
+
+def read_file(path: str, fmt: str = "auto", source_file: str | None = None) -> Iterator[Record]:
+    """Every record of one file, in file order; bad content becomes rejects, never exceptions.
+
+    ``fmt`` is one of ``FORMATS`` or ``"auto"``: the format is recognised from the first
+    non-blank line (or, when that line is itself broken, the first of the next lines that tells;
+    when none of the first 100 non-blank lines tells, each line is rejected as
+    ``unknown_record``). A file that cannot be opened gives one ``unreadable_file`` reject; a
+    compressed file that breaks off gives the records before the break and then one
+    ``truncated_file`` reject.
+    """
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: expected 'auto' or one of {FORMATS}")
+    source = source_file if source_file is not None else path
+    state: dict = {"last_line": 0, "error": None}
+    lines = _decoded_lines(path, state)
+
+    buffered: list[tuple[int, str]] = []
+    if fmt == "auto":
+        for item in lines:
+            buffered.append(item)
+            fmt_found = _classify(item[1])
+            if fmt_found is not None:
+                fmt = fmt_found
+                break
+            if len(buffered) >= _DETECT_MAX_LINES:
+                break
+
+    if fmt == "auto":  # nothing told the format: count every line rather than guess
+        parse = None
+    else:
+        parse = _PARSERS[fmt]
+
+    def all_lines() -> Iterable[tuple[int, str]]:
+        yield from buffered
+        yield from lines
+
+    for line_no, text in all_lines():
+        if parse is None:
+            yield _reject(text, source, line_no, schema.UNKNOWN_RECORD)
+        else:
+            yield from parse(text, source, line_no)
+
+    error = state["error"]
+    if error is not None:
+        message = f"{type(error).__name__}: {error}"
+        if isinstance(error, EOFError) or state["last_line"] > 0:
+            yield _reject(f"file breaks off after line {state['last_line']}: {message}",
+                          source, state["last_line"] + 1, schema.TRUNCATED_FILE)
+        else:
+            yield _reject(f"cannot read file: {message}", source, None, schema.UNREADABLE_FILE)
+
+
+# --------------------------------------------------------------------------------------------
+# listing inputs
+# --------------------------------------------------------------------------------------------
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("_")
+
+
+def _list_local(path: str) -> list[str]:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"input path does not exist: {path}")
+    if not os.path.isdir(path):
+        return [path]
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        found.extend(os.path.join(root, f) for f in files if not _hidden(f))
+    return sorted(found)
+
+
+def _list_remote(uri: str) -> list[str]:
+    from pyarrow import fs as pafs  # lazy: only for non-local URIs
+
+    filesystem, base = pafs.FileSystem.from_uri(uri)
+    info = filesystem.get_file_info(base)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"input path does not exist: {uri}")
+    if info.type != pafs.FileType.Directory:
+        return [uri]
+    # rebuild URIs: for hdfs://host:port/p the fs path excludes the authority; for
+    # s3://bucket/key (and similar object stores) it starts with the bucket
+    parsed = urlparse(uri)
+    if parsed.netloc and not base.lstrip("/").startswith(parsed.netloc):
+        prefix = f"{parsed.scheme}://{parsed.netloc}"
+    else:
+        prefix = f"{parsed.scheme}://"
+    base_clean = base.rstrip("/")
+    found = []
+    for entry in filesystem.get_file_info(pafs.FileSelector(base, recursive=True)):
+        if entry.type != pafs.FileType.File:
+            continue
+        rel = entry.path[len(base_clean):].lstrip("/")
+        if any(_hidden(part) for part in rel.split("/")):
+            continue
+        found.append(prefix + entry.path)
+    return sorted(found)
+
+
+def list_input_files(paths: list[str]) -> list[str]:
+    """Input paths with directories expanded recursively (sorted, hidden '.'/'_' entries skipped).
+
+    Files named explicitly are kept even if their names start with '.' or '_'. ``file://`` URIs
+    come back as local paths; other URIs stay URIs. Duplicates are dropped (first one kept).
+    Raises FileNotFoundError("input path does not exist: ...") for a missing path.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        path = os.fspath(path)
+        local = _local_path(path)
+        found = _list_local(local) if local is not None else _list_remote(path)
+        for item in found:
+            if item not in seen:
+                seen.add(item)
+                out.append(item)
+    return out

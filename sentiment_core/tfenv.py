@@ -1,0 +1,49 @@
+"""Import TensorFlow the one way this project needs it, lazily.
+
+transformers' TF classes need Keras 2 (``tf_keras``); TF 2.21 ships Keras 3 as ``tf.keras``.
+``TF_USE_LEGACY_KERAS=1`` must be set before TensorFlow is first imported, so every module gets
+TensorFlow through :func:`tf` instead of ``import tensorflow`` at top level.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+_configured = False
+
+
+def tf(intra_op_threads: int | None = None):
+    """Return the ``tensorflow`` module, configured once per process.
+
+    ``intra_op_threads``: TF's per-op thread pool size (e.g. the cores a Spark task owns);
+    applied only if TensorFlow is not initialised yet in this process (TF refuses later).
+    GPUs get memory growth so several tasks can share one GPU.
+    """
+    global _configured
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf_mod
+
+    if not _configured:
+        _configured = True
+        try:
+            if intra_op_threads:
+                tf_mod.config.threading.set_intra_op_parallelism_threads(int(intra_op_threads))
+                tf_mod.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process
+            log.debug("TensorFlow already initialised; thread settings left as they are")
+        for gpu in tf_mod.config.list_physical_devices("GPU"):
+            try:
+                tf_mod.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass
+    return tf_mod
+
+
+def keras():
+    """The Keras 2 package (``tf_keras``) that transformers' TF models are built with."""
+    tf()
+    import tf_keras
+
+    return tf_keras

