@@ -28,7 +28,9 @@ def predict_arrays(model) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """(input_ids, attention_mask) -> positive-class probabilities, through a compiled function."""
     t = tf()
 
-    @t.function(reduce_retracing=True)
+    spec = t.TensorSpec([None, None], t.int32)
+
+    @t.function(input_signature=[spec, spec])
     def f(ids, mask):
         return t.cast(model([ids, mask], training=False), t.float32)
 

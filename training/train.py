@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import shutil
 import sys
@@ -56,7 +55,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=200, metadata={"help": "save resume state every N steps"})
     log_every: int = field(default=20, metadata={"help": "CSV/TensorBoard row every N steps"})
     eval_every: int = field(default=0, metadata={"help": "validation-subset eval every N steps (0: 4 per epoch)"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after N steps in total (smoke runs)"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after N steps in total, then export (smoke runs)"})
 
     def __post_init__(self):
         from training.model import POOLINGS
@@ -132,7 +131,7 @@ class Run:
 
     def start(self) -> bool:
         """Create or re-open the run. Returns True when resuming an earlier start."""
-        key = {"config": self.cfg.resume_key(), "sources": _source_stamp(self.cfg.data)}
+        key = json.loads(json.dumps({"config": self.cfg.resume_key(), "sources": _source_stamp(self.cfg.data)}))
         cfg_file = self.dir / "run_config.json"
         if cfg_file.exists():
             old = json.loads(cfg_file.read_text())

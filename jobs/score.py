@@ -1,0 +1,243 @@
+"""Score tweet tables with a model artifact and write partitioned Parquet.
+
+    spark-submit jobs/score.py --input PATH [PATH ...] --model ARTIFACT --output DIR [options]
+    python -m jobs.score ...            (the same, on the embedded default: local Spark)
+
+Output directory (one of this job's, or empty)::
+
+    scores/model_version=V/dt=YYYY-MM-DD/   scored tweets; a run replaces the partitions it writes
+    rejects/run_id=R/                       bad records: raw (bounded), source_file, line_no, reason
+    deletes/run_id=R/                       tweet ids of {"delete": ...} notices seen by the run
+    runs/R.json                             the run summary (also the last line of stdout)
+
+Counts reconcile: records read = scored + rejected + delete notices + filtered by language
++ duplicate tweet ids; the job fails if they do not.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("jobs.score")
+
+MARKER = "_tweet_sentiment.json"
+TABLES = ("scores", "rejects", "deletes", "runs")
+INPUT_FORMATS = ("auto", "sentiment140", "twitter-v1", "twitter-v2", "parquet")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    inputs: tuple[str, ...] = field(metadata={"help": "input files or directories (searched recursively)"})
+    model: str = field(metadata={"help": "model artifact directory"})
+    output: str = field(metadata={"help": "output directory"})
+    format: str = field(default="auto", metadata={"help": "|".join(INPUT_FORMATS) + " (auto: per file)"})
+    lang: tuple[str, ...] = field(default=(), metadata={"help": "keep only tweets in these languages"})
+    include_text: bool = field(default=False, metadata={"help": "keep the tweet text in the output"})
+    batch_size: int = field(default=64, metadata={"help": "model mini-batch size inside the UDF"})
+    partitions: int = field(default=0, metadata={"help": "scoring tasks (0: from the row count)"})
+    files_per_task: int = field(default=4, metadata={"help": "input files parsed per read task"})
+    overwrite: bool = field(default=False, metadata={"help": "replace all earlier output (or write into a non-job dir)"})
+    id_col: str | None = None
+    text_col: str | None = None
+    time_col: str | None = None
+    user_col: str | None = None
+    lang_col: str | None = None
+
+    def __post_init__(self):
+        if self.format not in INPUT_FORMATS:
+            raise ValueError(f"--format must be one of {INPUT_FORMATS}")
+        if self.batch_size < 1 or self.partitions < 0 or self.files_per_task < 1:
+            raise ValueError("--batch-size and --files-per-task must be >= 1, --partitions >= 0")
+
+
+def parse_args(argv=None) -> ScoreConfig:
+    p = argparse.ArgumentParser(prog="jobs/score.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--input", dest="inputs", nargs="+", action="extend", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--format", default="auto", choices=INPUT_FORMATS)
+    p.add_argument("--lang", nargs="+", action="extend", default=[], help="e.g. --lang en")
+    p.add_argument("--include-text", action="store_true")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--partitions", type=int, default=0)
+    p.add_argument("--files-per-task", type=int, default=4)
+    p.add_argument("--overwrite", action="store_true")
+    for c in ("id", "text", "time", "user", "lang"):
+        p.add_argument(f"--{c}-col", help=f"parquet input: the {c} column")
+    ns = vars(p.parse_args(argv))
+    ns["inputs"] = tuple(ns["inputs"])
+    ns["lang"] = tuple(ns["lang"])
+    return ScoreConfig(**ns)
+
+
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse a non-empty directory that is not an earlier output of this job (unless --overwrite)."""
+    root = Path(output)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--output {output} is a file, not a directory")
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists() and not overwrite:
+        raise ValueError(f"--output {output} is not empty and is not an output of this job; "
+                         "choose another directory or pass --overwrite")
+
+
+def validate(cfg: ScoreConfig) -> tuple[dict, list[str]]:
+    """Everything a user can fix, checked before any Spark work."""
+    from sentiment_core import readers
+    from sentiment_core.artifact import load_metadata
+
+    meta = load_metadata(cfg.model)
+    files = readers.list_input_files(list(cfg.inputs))
+    if not files:
+        raise ValueError(f"no input files under {list(cfg.inputs)}")
+    check_output(cfg.output, cfg.overwrite)
+    return meta, files
+
+
+def prepare_tweets(records, langs: tuple[str, ...]):
+    """Tweets that will be scored: language filter, then one row per tweet_id (the first by
+    source file and line, so the choice is deterministic)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    tweets = records.where(F.col("kind") == "tweet")
+    if langs:
+        tweets = tweets.where(F.col("lang").isin(list(langs)))
+    w = Window.partitionBy("tweet_id").orderBy(F.col("source_file"), F.col("line_no").asc_nulls_last())
+    return tweets.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
+
+
+def score_tweets(tweets, artifact: str, batch_size: int, partitions: int, model_version: str, run_id: str,
+                 include_text: bool):
+    """Canonical tweets -> output rows. Rows are hash-partitioned by id and sorted by text length
+    within each task: mini-batches of similar length pad little, and the order (so the output)
+    is the same on every run."""
+    from pyspark.sql import functions as F
+
+    from sentiment_core.spark import score_udf
+
+    scored = (tweets.repartition(partitions, "tweet_id")
+              .sortWithinPartitions(F.length("text"), "tweet_id")
+              .withColumn("_s", score_udf(artifact, batch_size)(F.col("text"))))
+    cols = ["tweet_id", "created_at", "user", "lang"] + (["text"] if include_text else []) + [
+        "is_retweet", "source_file", F.col("_s.score").alias("score"), F.col("_s.label").alias("label"),
+        F.lit(run_id).alias("run_id"), F.current_timestamp().alias("scored_at"),
+        F.lit(model_version).alias("model_version"), "dt"]
+    return scored.select(*cols)
+
+
+def count_records(records, langs: tuple[str, ...]) -> dict:
+    """One pass over the records: counts by kind and reject reason, tweets outside --lang, and
+    distinct ids among the kept tweets (so duplicates = kept - distinct)."""
+    from pyspark.sql import functions as F
+
+    lang_ok = F.col("lang").isin(list(langs)) if langs else F.lit(True)
+    is_tweet = F.col("kind") == "tweet"
+    row = records.agg(
+        F.count(F.lit(1)).alias("records"),
+        F.sum(is_tweet.cast("long")).alias("tweets"),
+        F.sum((F.col("kind") == "delete").cast("long")).alias("deletes"),
+        F.sum((F.col("kind") == "reject").cast("long")).alias("rejected"),
+        F.sum((is_tweet & ~F.coalesce(lang_ok, F.lit(False))).cast("long")).alias("filtered_lang"),
+        F.countDistinct(F.when(is_tweet & F.coalesce(lang_ok, F.lit(False)), F.col("tweet_id"))).alias("distinct"),
+        F.countDistinct("source_file").alias("files"),
+    ).first().asDict()
+    reasons = {r["reason"]: r["count"] for r in records.where(F.col("kind") == "reject").groupBy("reason").count().collect()}
+    row = {k: int(v or 0) for k, v in row.items()}
+    kept = row["tweets"] - row["filtered_lang"]
+    return {"files_with_records": row["files"], "records_read": row["records"], "tweets_read": row["tweets"],
+            "delete_notices": row["deletes"], "rejected": row["rejected"], "rejected_by_reason": reasons,
+            "filtered_lang": row["filtered_lang"], "filtered_duplicate": kept - row["distinct"],
+            "to_score": row["distinct"]}
+
+
+def run(cfg: ScoreConfig, spark=None) -> dict:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from sentiment_core.spark import get_session, read_records
+
+    meta, files = validate(cfg)
+    t0 = time.perf_counter()
+    started = dt.datetime.now(dt.timezone.utc)
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    own_session = spark is None
+    spark = spark or get_session("tweet-sentiment-score")
+    log.info("run %s: %d input files, model %s, config %s", run_id, len(files), meta["model_version"],
+             json.dumps(dataclasses.asdict(cfg)))
+    out = Path(cfg.output)
+    try:
+        if cfg.overwrite:
+            for t in TABLES:
+                shutil.rmtree(out / t, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text(json.dumps({"written_by": "tweet-sentiment jobs.score", "layout": 1}))
+        columns = {"id": cfg.id_col, "text": cfg.text_col, "time": cfg.time_col, "user": cfg.user_col, "lang": cfg.lang_col}
+        records = read_records(spark, files, cfg.format, columns, cfg.files_per_task).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = count_records(records, cfg.lang)
+        log.info("read: %s", counts)
+        (records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at")
+         .coalesce(1).write.mode("overwrite").parquet(str(out / "rejects" / f"run_id={run_id}")))
+        (records.where(F.col("kind") == "delete").select("tweet_id", "user_id", "deleted_at", "source_file")
+         .coalesce(1).write.mode("overwrite").parquet(str(out / "deletes" / f"run_id={run_id}")))
+        partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, -(-counts["to_score"] // 20_000))
+        t_score = time.perf_counter()
+        scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
+                              cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text)
+        (scored.write.mode("overwrite").partitionBy("model_version", "dt")
+         .parquet(str(out / "scores")))
+        score_seconds = time.perf_counter() - t_score
+        written = spark.read.parquet(str(out / "scores")).where(F.col("run_id") == run_id)
+        check = written.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids")).first()
+        dts = sorted(str(r["dt"]) for r in written.select("dt").distinct().collect())
+        records.unpersist()
+    finally:
+        if own_session:
+            spark.stop()
+    wall = time.perf_counter() - t0
+    summary = {
+        "run_id": run_id, "job": "score", "model_version": meta["model_version"], "model": meta["path"],
+        "inputs": list(cfg.inputs), "files": len(files), **counts, "scored": int(check["n"]),
+        "partitions_written": dts, "output": str(out.resolve()),
+        "started_at": started.isoformat(), "wall_seconds": round(wall, 3),
+        "scoring_seconds": round(score_seconds, 3),
+        "tweets_per_second": round(int(check["n"]) / wall, 2) if wall else None,
+        "config": dataclasses.asdict(cfg),
+    }
+    accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
+        summary["filtered_lang"] + summary["filtered_duplicate"]
+    summary["reconciled"] = accounted == summary["records_read"] and check["n"] == check["ids"] == counts["to_score"]
+    (out / "runs").mkdir(exist_ok=True)
+    (out / "runs" / f"{run_id}.json").write_text(json.dumps(summary, indent=2))
+    if not summary["reconciled"]:
+        raise RuntimeError(f"counts do not reconcile: read {summary['records_read']} != scored {summary['scored']} "
+                           f"+ rejected + deletes + filtered ({accounted}); distinct ids written {check['ids']}")
+    return summary
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = parse_args(argv)
+        summary = run(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log.info("scored %d tweets in %.1fs (%.1f tweets/s); rejected %d, deletes %d, filtered %d+%d",
+             summary["scored"], summary["wall_seconds"], summary["tweets_per_second"] or 0, summary["rejected"],
+             summary["delete_notices"], summary["filtered_lang"], summary["filtered_duplicate"])
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The Spark side: the one session factory, the readers as Spark DataFrames, and the scoring UDF.
+
+Transforms here are ``DataFrame -> DataFrame``; only :func:`read_records` touches paths. PySpark is
+imported lazily so that the rest of ``sentiment_core`` stays importable without it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator, Sequence
+
+import pandas as pd
+
+from . import readers, schema
+
+log = logging.getLogger(__name__)
+
+ARROW_BATCH_ROWS = 2048  # rows per Arrow batch into the scoring UDF (sorted + padded inside it)
+
+# The internal record table: a reader's tweets, rejects and delete notices in one schema,
+# told apart by ``kind``. ``line_no`` orders duplicates deterministically: a reject's 1-based line,
+# for tweets and delete notices (whose reader records carry no line) the record's 1-based
+# position in its file.
+RECORD_DDL = (
+    "kind string, tweet_id string, created_at timestamp, dt date, user string, lang string, "
+    "text string, is_retweet boolean, source_file string, line_no long, raw string, reason string, "
+    "detected_at timestamp, user_id string, deleted_at timestamp"
+)
+RECORD_COLUMNS = [c.strip().split(" ")[0] for c in RECORD_DDL.split(",")]
+
+
+def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
+    """The SparkSession, configured for Arrow-fed pandas UDFs.
+
+    The master is never hard-coded: spark-submit (or ``spark.master`` in ``conf``) decides; when
+    nothing sets it, as under ``python -m jobs.score``, the embedded default ``local[*]`` is used."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    settings = {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
+        "spark.python.worker.reuse": "true",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    settings.update(conf or {})
+    existing = SparkConf()
+    if "spark.master" not in settings and not existing.contains("spark.master"):
+        settings["spark.master"] = "local[*]"
+    for k, v in settings.items():
+        if k in ("spark.sql.execution.arrow.maxRecordsPerBatch", "spark.sql.shuffle.partitions") and existing.contains(k):
+            continue  # a user's --conf wins over our defaults
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _records_frame(records: list[readers.Record]) -> pd.DataFrame:
+    rows = []
+    for kind, rec in records:
+        row = dict.fromkeys(RECORD_COLUMNS)
+        row.update(rec)
+        row["kind"] = kind
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    for c in ("created_at", "detected_at", "deleted_at"):
+        df[c] = pd.to_datetime(df[c], utc=True)
+    df["line_no"] = df["line_no"].astype("Int64")
+    df["is_retweet"] = df["is_retweet"].astype("boolean")
+    return df
+
+
+def parse_files(batches: Iterator[pd.DataFrame], chunk: int = 10_000) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: (path, fmt) rows -> record rows, streamed in chunks."""
+    for files in batches:
+        for path, fmt in zip(files["path"], files["fmt"]):
+            buf: list[readers.Record] = []
+            for n, rec in enumerate(readers.read_file(path, fmt), 1):
+                if rec[1].get("line_no") is None:
+                    rec[1]["line_no"] = n
+                buf.append(rec)
+                if len(buf) >= chunk:
+                    yield _records_frame(buf)
+                    buf = []
+            if buf:
+                yield _records_frame(buf)
+
+
+def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict | None = None,
+                 files_per_task: int = 1):
+    """All inputs as one record DataFrame (RECORD_DDL). Archive and CSV files are parsed in Python
+    (one task per ``files_per_task`` files, so a corrupt file is a reject, never a failed job);
+    Parquet tables are read by Spark and mapped to the canonical columns with ``columns``."""
+    from pyspark.sql import functions as F
+
+    files = readers.list_input_files(list(paths))
+    parquet = [p for p in files if fmt == "parquet" or (fmt == "auto" and p.endswith((".parquet", ".pq")))]
+    others = [p for p in files if p not in set(parquet)]
+    frames = []
+    if others:
+        n = max(1, -(-len(others) // max(1, files_per_task)))
+        file_df = spark.createDataFrame([(p, fmt) for p in others], "path string, fmt string").repartition(n)
+        frames.append(file_df.mapInPandas(parse_files, RECORD_DDL))
+    if parquet:
+        frames.append(map_parquet(spark.read.parquet(*parquet), columns or {}))
+    if not frames:
+        raise ValueError(f"no input files found under {list(paths)}")
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out.select(*[F.col(c) for c in RECORD_COLUMNS])
+
+
+PARQUET_DEFAULTS = {"id": "tweet_id", "text": "text", "time": "created_at", "user": "user", "lang": "lang",
+                    "retweet": "is_retweet"}
+
+
+def map_parquet(df, columns: dict):
+    """A Parquet tweet table -> records: mapped columns; rows without id, time or text -> rejects."""
+    from pyspark.sql import functions as F
+
+    cols = {**PARQUET_DEFAULTS, **{k: v for k, v in columns.items() if v}}
+    for required in ("id", "text", "time"):
+        if cols[required] not in df.columns:
+            raise ValueError(f"parquet input has no column {cols[required]!r} for the tweet {required} "
+                             f"(columns: {df.columns}); name it with --{required}-col")
+
+    def opt(key, typ):
+        return F.col(cols[key]).cast(typ) if cols[key] in df.columns else F.lit(None).cast(typ)
+
+    tid = F.col(cols["id"]).cast("string")
+    ts = F.col(cols["time"]).cast("timestamp")
+    text = F.col(cols["text"]).cast("string")
+    reason = (F.when(tid.isNull() | (F.trim(tid) == ""), F.lit(schema.MISSING_ID))
+              .when(ts.isNull(), F.lit(schema.BAD_TIMESTAMP))
+              .when(text.isNull() | (F.trim(text) == ""), F.lit(schema.EMPTY_TEXT)))
+    raw = F.substring(F.to_json(F.struct(*[F.col(c) for c in df.columns])), 1, schema.MAX_RAW_CHARS)
+    src = F.input_file_name()
+    return df.select(
+        F.when(reason.isNull(), F.lit("tweet")).otherwise(F.lit("reject")).alias("kind"),
+        tid.alias("tweet_id"), ts.alias("created_at"), F.to_date(ts).alias("dt"),
+        opt("user", "string").alias("user"), opt("lang", "string").alias("lang"), text.alias("text"),
+        F.coalesce(opt("retweet", "boolean"), F.lit(False)).alias("is_retweet"), src.alias("source_file"),
+        F.lit(None).cast("long").alias("line_no"),
+        F.when(reason.isNotNull(), raw).alias("raw"), reason.alias("reason"),
+        F.when(reason.isNotNull(), F.current_timestamp()).alias("detected_at"),
+        F.lit(None).cast("string").alias("user_id"), F.lit(None).cast("timestamp").alias("deleted_at"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring inside executors
+
+
+def resolve_artifact(path: str) -> str:
+    """The artifact's path on this executor: as given (shared storage), else shipped with
+    ``--archives model.tar.gz#NAME`` / ``--files`` into the working directory under its name."""
+    if os.path.isdir(path):
+        return path
+    name = os.path.basename(path.rstrip("/"))
+    for candidate in (name, os.path.join(os.getcwd(), name)):
+        if os.path.isdir(candidate):
+            return candidate
+    try:
+        from pyspark import SparkFiles
+
+        shipped = SparkFiles.get(name)
+        if os.path.isdir(shipped):
+            return shipped
+    except Exception:  # noqa: BLE001 - no SparkContext files here: fall through to the clear error
+        pass
+    raise FileNotFoundError(f"model artifact {path} is not visible on this executor; put it on shared storage "
+                            "or ship it with --archives model.tar.gz#<name> and pass --model <name>")
+
+
+def task_gpu() -> str | None:
+    """This task's GPU address from Spark's resource scheduling, or None."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is None:
+        return None
+    gpus = ctx.resources().get("gpu")
+    return gpus.addresses[0] if gpus is not None and gpus.addresses else None
+
+
+def worker_scorer(artifact: str, batch_size: int):
+    """The scorer of this Python worker: loaded on the first task, reused by later tasks. A task
+    with a GPU address runs on that GPU, with TF intra-op threads = the task's CPUs."""
+    from pyspark import TaskContext
+
+    from .scorer import get_scorer, select_device
+
+    ctx = TaskContext.get()
+    cpus = ctx.cpus() if ctx is not None else None
+    gpu = task_gpu()
+    from .tfenv import tf
+
+    tf(intra_op_threads=cpus)
+    device = select_device(gpu)
+    return get_scorer(resolve_artifact(artifact), device=device, batch_size=batch_size, intra_op_threads=cpus)
+
+
+def score_udf(artifact: str, batch_size: int):
+    """pandas UDF: text -> struct(score float, label string), model loaded once per worker."""
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("score float, label string")
+    def score(texts: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        scorer = worker_scorer(artifact, batch_size)
+        for batch in texts:
+            s, labels = scorer.score(batch.tolist())
+            yield pd.DataFrame({"score": s, "label": labels})
+
+    return score

@@ -1,0 +1,81 @@
+"""Labelled-data readers on hand-made bytes with exact expected counts and texts."""
+from __future__ import annotations
+
+import pytest
+
+from sentiment_core.labelled import ReadStats, detect_format, read_labelled
+
+S140_BYTES = (
+    b'"0","1","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","alice","I said "no", twice, ok?"\n'
+    b'"4","2","Mon Apr 06 22:19:49 PDT 2009","NO_QUERY","bob","love this \xf0\x9f\x98\x8d caf\xc3\xa9"\n'
+    b'"4","3","Mon Apr 06 22:19:53 PDT 2009","NO_QUERY","carol","bad bytes \xff\xfe here"\n'
+    b'"2","4","Mon Apr 06 22:19:57 PDT 2009","NO_QUERY","dave","meh, neutral"\n'
+    b'"0","5","Mon Apr 06"\n'
+    b'"0","6","Mon Apr 06 22:20:00 PDT 2009","NO_QUERY","erin","   "\n'
+    b'\n'
+    b'"4","7","Mon Apr 06 22:20:03 PDT 2009","NO_QUERY","fay","the end"\r\n'
+)
+
+
+def test_sentiment140_bytes(tmp_path):
+    f = tmp_path / "s140.csv"
+    f.write_bytes(S140_BYTES)
+    assert detect_format(str(f)) == "sentiment140"
+    stats = ReadStats()
+    chunks = list(read_labelled(str(f), "sentiment140", stats))
+    ids = [i for c in chunks for i in c.ids]
+    texts = [t for c in chunks for t in c.texts]
+    labels = [y for c in chunks for y in c.labels]
+    assert ids == ["1", "2", "3", "7"]
+    assert labels == [0, 1, 1, 1]
+    assert texts[0] == 'I said "no", twice, ok?'
+    assert texts[1] == "love this \U0001F60D café"  # UTF-8 decoded, not latin-1 garbled
+    assert texts[2] == "bad bytes \ufffd\ufffd here"  # invalid bytes replaced, rest intact
+    assert texts[3] == "the end"
+    assert stats.rows == 7 and stats.kept == 4
+    assert dict(stats.dropped) == {"neutral": 1, "bad_field_count": 1, "empty_text": 1}
+    assert stats.invalid_utf8 == 1
+
+
+def test_table_csv_and_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv = tmp_path / "t.csv"
+    csv.write_text('tweet,sentiment\n"good, very good",positive\nawful,negative\nok,neutral\n"x",??\n')
+    stats = ReadStats()
+    got = [(t, y) for c in read_labelled(str(csv), "table", stats, text_col="tweet", label_col="sentiment") for t, y in zip(c.texts, c.labels)]
+    assert got == [("good, very good", 1), ("awful", 0)]
+    assert dict(stats.dropped) == {"neutral": 1, "bad_label": 1}
+    pq.write_table(pa.table({"t": ["yay", None, "boo"], "y": [4, 0, 0], "id": ["a", "b", "c"]}), tmp_path / "t.parquet")
+    stats = ReadStats()
+    chunks = list(read_labelled(str(tmp_path / "t.parquet"), "auto", stats, text_col="t", label_col="y", id_col="id"))
+    assert [c.ids for c in chunks] == [["a", "c"]] and [c.labels for c in chunks] == [[1, 0]]
+    assert dict(stats.dropped) == {"empty_text": 1}
+    with pytest.raises(ValueError, match="not found"):
+        list(read_labelled(str(csv), "table", text_col="text", label_col="sentiment"))
+
+
+def test_semeval_quirks(tmp_path):
+    f = tmp_path / "semeval.txt"
+    f.write_text("11\tpositive\tgreat day\t\n22\tneutral\tjust a day\n33\tnegative\tfirst line\nsecond line\n44\tobjective\tfacts\n")
+    stats = ReadStats()
+    chunks = list(read_labelled(str(f), "auto", stats))
+    assert [c.ids for c in chunks] == [["11", "33"]]
+    assert chunks[0].texts == ["great day", "first line\nsecond line"]
+    assert dict(stats.dropped) == {"neutral": 2}
+
+
+def test_wrong_format_is_one_clear_error(tmp_path):
+    f = tmp_path / "notcsv.csv"
+    f.write_text("hello\nworld\n")
+    with pytest.raises(ValueError, match="no row could be read as sentiment140"):
+        list(read_labelled(str(f), "sentiment140"))
+
+
+def test_real_sentiment140_counts():
+    from tests.conftest import shared_data
+
+    stats = ReadStats()
+    n = sum(len(c.ids) for c in read_labelled(str(shared_data("sentiment140", "training.44k.csv")), "auto", stats))
+    assert n == 44_694 and stats.rows == 44_694 and not stats.dropped

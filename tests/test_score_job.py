@@ -1,0 +1,466 @@
+"""The Spark scoring job (jobs/score.py + sentiment_core.spark), run in-process on the shared
+local[2] session. Expected values are worked out here from the fixture files with json/bz2,
+never by calling the code under test."""
+from __future__ import annotations
+
+import bz2
+import datetime as dt
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs import score as job
+from tests.conftest import FIXTURES
+
+ARCH = FIXTURES / "archives"
+V1_SAMPLE = ARCH / "v1_sample.jsonl"
+V1_BAD = ARCH / "v1_bad.jsonl"
+V2_PAGE = ARCH / "v2_page.jsonl"
+UTC = dt.timezone.utc
+
+# v1_bad.jsonl, worked out by hand from the file (line numbers are 1-based; line 6 is blank)
+V1_BAD_REJECTS = [
+    (1, "malformed_json"), (2, "missing_id"), (3, "bad_timestamp"), (4, "empty_text"),
+    (5, "unknown_record"), (7, "unknown_record"), (9, "empty_text"), (11, "missing_id"),
+    (12, "unknown_record"), (13, "bad_timestamp"),
+]
+V1_BAD_TWEETS = {"908": None, "914": None}  # id -> lang (908: lang null, 914: no lang key)
+V1_BAD_DELETES = ["910"]
+V1_BAD_TIMES = {"908": dt.datetime(2021, 1, 1, 7, 29, tzinfo=UTC),  # 09:29 +0200
+                "914": dt.datetime(2021, 1, 1, 7, 29, tzinfo=UTC)}
+
+
+# ---------------------------------------------------------------------------------------------
+# expected values from the raw fixture files
+
+
+def v1_expected(lines: list[bytes]) -> tuple[list[dict], list[str]]:
+    """(tweets, delete ids) of v1 lines that are all valid tweets or delete notices (v1_sample)."""
+    tweets, deletes = [], []
+    for line in lines:
+        obj = json.loads(line)
+        if "delete" in obj:
+            deletes.append(obj["delete"]["status"]["id_str"])
+        else:
+            created = dt.datetime.strptime(obj["created_at"], "%a %b %d %H:%M:%S %z %Y").astimezone(UTC)
+            tweets.append({"tweet_id": obj["id_str"], "lang": obj.get("lang"), "created_at": created})
+    return tweets, deletes
+
+
+def v2_page_expected(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text().splitlines():
+        for item in json.loads(line)["data"]:
+            created = dt.datetime.fromisoformat(item["created_at"].replace("Z", "+00:00")).astimezone(UTC)
+            out.append({"tweet_id": item["id"], "lang": item.get("lang"), "created_at": created})
+    return out
+
+
+def multistream_bz2(lines: list[bytes], per_stream: int = 4) -> list[bytes]:
+    return [bz2.compress(b"".join(lines[i:i + per_stream])) for i in range(0, len(lines), per_stream)]
+
+
+def read_table(spark, path: Path) -> pd.DataFrame:
+    return spark.read.parquet(str(path)).toPandas()
+
+
+def epoch(ts: dt.datetime) -> int:
+    return int(ts.timestamp())
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. readers in Spark
+
+
+def test_read_records_counts_and_canonical_types(spark, tmp_path):
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from sentiment_core.spark import read_records
+
+    # a tweet whose local date differs from its UTC date: dt must come from UTC
+    midnight = tmp_path / "midnight.jsonl"
+    midnight.write_text(json.dumps({"created_at": "Fri Jan 01 01:30:00 +0200 2021", "id_str": "77",
+                                    "text": "new year", "user": {"screen_name": "z"}, "lang": "en"}) + "\n")
+    files = [str(V1_SAMPLE), str(V1_BAD), str(V2_PAGE), str(midnight)]
+    records = read_records(spark, files, files_per_task=2)
+
+    fields = {f.name: f.dataType for f in records.schema.fields}
+    for name in ("tweet_id", "user", "lang", "text", "source_file", "kind", "reason", "raw"):
+        assert isinstance(fields[name], T.StringType), name
+    assert isinstance(fields["created_at"], T.TimestampType)
+    assert isinstance(fields["dt"], T.DateType)
+    assert isinstance(fields["is_retweet"], T.BooleanType)
+    assert isinstance(fields["line_no"], T.LongType)
+
+    rows = (records.select("kind", "tweet_id", "lang", "source_file", "line_no", "reason", "raw",
+                           F.col("created_at").cast("long").alias("epoch"),
+                           F.date_format("dt", "yyyy-MM-dd").alias("dt_s"),
+                           F.date_format("created_at", "yyyy-MM-dd HH:mm:ss").alias("utc_s"))
+            .toPandas())
+
+    s_tweets, s_deletes = v1_expected(V1_SAMPLE.read_bytes().splitlines())
+    page = v2_page_expected(V2_PAGE)
+    assert (len(s_tweets), len(s_deletes), len(page)) == (20, 8, 7)  # the fixture README's numbers
+
+    # exact counts per kind and per reason
+    assert Counter(rows["kind"]) == {"tweet": len(s_tweets) + len(V1_BAD_TWEETS) + len(page) + 1,
+                                     "delete": len(s_deletes) + len(V1_BAD_DELETES),
+                                     "reject": len(V1_BAD_REJECTS)}
+    rej = rows[rows["kind"] == "reject"]
+    assert Counter(rej["reason"]) == Counter(r for _, r in V1_BAD_REJECTS)
+    assert sorted(zip(rej["line_no"].astype(int), rej["reason"])) == V1_BAD_REJECTS
+    assert set(rej["source_file"]) == {str(V1_BAD)}
+    bad_lines = V1_BAD.read_text().split("\n")
+    for line_no, raw in zip(rej["line_no"], rej["raw"]):
+        assert raw == bad_lines[int(line_no) - 1]
+    dels = rows[rows["kind"] == "delete"]
+    assert sorted(dels["tweet_id"]) == sorted(s_deletes + V1_BAD_DELETES)
+
+    # tweets: ids, UTC instants and UTC dates per source
+    tw = rows[rows["kind"] == "tweet"].set_index("tweet_id")
+    expected = {t["tweet_id"]: (t["created_at"], t["lang"], str(V1_SAMPLE)) for t in s_tweets}
+    expected.update({t["tweet_id"]: (t["created_at"], t["lang"], str(V2_PAGE)) for t in page})
+    expected.update({i: (V1_BAD_TIMES[i], lang, str(V1_BAD)) for i, lang in V1_BAD_TWEETS.items()})
+    expected["77"] = (dt.datetime(2020, 12, 31, 23, 30, tzinfo=UTC), "en", str(midnight))
+    assert set(tw.index) == set(expected) and len(tw) == len(expected)
+    for tid, (created, lang, src) in expected.items():
+        row = tw.loc[tid]
+        assert row["epoch"] == epoch(created), tid
+        assert row["utc_s"] == created.strftime("%Y-%m-%d %H:%M:%S"), tid
+        assert row["dt_s"] == created.date().isoformat(), tid
+        assert (None if pd.isna(row["lang"]) else row["lang"]) == lang, tid
+        assert row["source_file"] == src, tid
+    assert tw.loc["77", "dt_s"] == "2020-12-31"
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. + 3. the job end to end on mixed inputs
+
+
+CUT_STREAMS = 3  # whole 4-line bz2 streams kept in the truncated file
+
+
+@pytest.fixture(scope="module")
+def mixed_inputs(tmp_path_factory) -> tuple[Path, dict]:
+    """A directory of mixed inputs and the job's expected numbers for it."""
+    root = tmp_path_factory.mktemp("mixed")
+    inp = root / "in"
+    inp.mkdir()
+    sample = V1_SAMPLE.read_bytes()
+    lines = sample.splitlines(keepends=True)
+    (inp / "a_v1_sample.jsonl.bz2").write_bytes(bz2.compress(sample))
+    shutil.copy(V1_BAD, inp / "b_v1_bad.jsonl")
+    shutil.copy(V2_PAGE, inp / "c_v2_page.jsonl")
+    shutil.copy(V2_PAGE, inp / "d_v2_page_copy.jsonl")  # every id a duplicate
+    streams = multistream_bz2(lines)
+    cut = b"".join(streams[:CUT_STREAMS]) + streams[CUT_STREAMS][: len(streams[CUT_STREAMS]) // 2]
+    (inp / "e_cut.jsonl.bz2").write_bytes(cut)
+    n_cut = 4 * CUT_STREAMS
+
+    s_tweets, s_deletes = v1_expected(lines)
+    c_tweets, c_deletes = v1_expected(lines[:n_cut])
+    page = v2_page_expected(V2_PAGE)
+    bad_tweets = [{"tweet_id": i, "lang": lang, "created_at": V1_BAD_TIMES[i]} for i, lang in V1_BAD_TWEETS.items()]
+    all_tweets = s_tweets + bad_tweets + page + page + c_tweets
+    reject_rows = [("b_v1_bad.jsonl", n, r) for n, r in V1_BAD_REJECTS] + [("e_cut.jsonl.bz2", n_cut + 1, "truncated_file")]
+    exp = {
+        "records_read": len(s_tweets) + len(s_deletes) + 13 + 2 * len(page) + len(c_tweets) + len(c_deletes) + 1,
+        "tweets": all_tweets,
+        "deletes": sorted(s_deletes + V1_BAD_DELETES + c_deletes),
+        "reject_rows": sorted(reject_rows),
+        "n_cut": n_cut,
+    }
+    assert len(c_tweets) > 0 and len(c_deletes) > 0  # the cut keeps both kinds
+    return inp, exp
+
+
+@pytest.fixture(scope="module")
+def mixed_run(spark, tiny_artifact, mixed_inputs, tmp_path_factory):
+    inp, exp = mixed_inputs
+    out = tmp_path_factory.mktemp("mixed_out") / "out"
+    cfg = job.ScoreConfig(inputs=(str(inp),), model=str(tiny_artifact), output=str(out), include_text=True,
+                          files_per_task=2)
+    summary = job.run(cfg, spark=spark)
+    return out, summary, exp
+
+
+def test_job_mixed_inputs_summary_reconciles(mixed_run, tiny_artifact):
+    out, s, exp = mixed_run
+    tweets = exp["tweets"]
+    ids = [t["tweet_id"] for t in tweets]
+    assert len(ids) - len(set(ids)) > 10  # the copies made real duplicates
+    meta = json.loads((tiny_artifact / "metadata.json").read_text())
+
+    assert s["reconciled"] is True
+    assert s["files"] == 5 and s["files_with_records"] == 5
+    assert s["model_version"] == meta["model_version"]
+    assert s["records_read"] == exp["records_read"]
+    assert s["tweets_read"] == len(tweets)
+    assert s["delete_notices"] == len(exp["deletes"])
+    assert s["rejected"] == len(exp["reject_rows"])
+    assert s["rejected_by_reason"] == dict(Counter(r for _, _, r in exp["reject_rows"]))
+    assert s["filtered_lang"] == 0
+    assert s["filtered_duplicate"] == len(ids) - len(set(ids))
+    assert s["scored"] == s["to_score"] == len(set(ids))
+    assert s["records_read"] == (s["scored"] + s["rejected"] + s["delete_notices"] + s["filtered_lang"]
+                                 + s["filtered_duplicate"])
+    assert s["partitions_written"] == sorted({t["created_at"].date().isoformat() for t in tweets})
+    # the summary file next to the output is the same summary
+    assert json.loads((out / "runs" / f"{s['run_id']}.json").read_text()) == json.loads(json.dumps(s))
+    assert (out / job.MARKER).is_file()
+
+
+def test_job_mixed_inputs_tables(mixed_run, spark, tiny_artifact):
+    out, s, exp = mixed_run
+    meta = json.loads((tiny_artifact / "metadata.json").read_text())
+    mv = meta["model_version"]
+
+    # rejects: reasons, raw, source file and line
+    rej = read_table(spark, out / "rejects" / f"run_id={s['run_id']}")
+    got = sorted(zip(rej["source_file"].map(lambda p: Path(p).name), rej["line_no"], rej["reason"]))
+    assert got == exp["reject_rows"]
+    bad_lines = V1_BAD.read_text().split("\n")
+    for src, line_no, raw, reason in zip(rej["source_file"], rej["line_no"], rej["raw"], rej["reason"]):
+        if src.endswith("b_v1_bad.jsonl"):
+            assert raw == bad_lines[line_no - 1]
+        else:
+            assert reason == "truncated_file"
+            assert raw.startswith(f"file breaks off after line {exp['n_cut']}")
+    assert rej["detected_at"].notna().all()
+
+    # deletes: every notice, duplicates included
+    dels = read_table(spark, out / "deletes" / f"run_id={s['run_id']}")
+    assert sorted(dels["tweet_id"]) == exp["deletes"]
+
+    # scores: hive layout scores/model_version=V/dt=D/
+    dirs = sorted(p.relative_to(out / "scores").as_posix() for p in (out / "scores").glob("*/*") if p.is_dir())
+    dates = sorted({t["created_at"].date().isoformat() for t in exp["tweets"]})
+    assert dirs == [f"model_version={mv}/dt={d}" for d in dates]
+    scores = read_table(spark, out / "scores")
+    assert len(scores) == len({t["tweet_id"] for t in exp["tweets"]})
+    assert not scores.duplicated(["dt", "model_version", "tweet_id"]).any()
+    assert set(scores["tweet_id"]) == {t["tweet_id"] for t in exp["tweets"]}
+    assert (scores["run_id"] == s["run_id"]).all() and (scores["model_version"] == mv).all()
+    assert set(scores["label"]) <= set(meta["labels"])
+    assert scores["score"].between(0, 1).all()
+    for col in ("tweet_id", "created_at", "user", "lang", "text", "is_retweet", "source_file", "score",
+                "label", "run_id", "scored_at", "model_version", "dt"):
+        assert col in scores.columns, col
+    by_id = scores.set_index("tweet_id")
+    assert by_id.loc["908", "text"] == "numeric id only &amp; an offset"
+    assert by_id.loc["914", "text"] == "RT @x: …"
+    # the first copy of a duplicate wins (sorted by source file, then line)
+    assert by_id.loc["1380242611781386245", "source_file"].endswith("c_v2_page.jsonl")
+    for t in exp["tweets"]:
+        assert str(by_id.loc[t["tweet_id"], "dt"]) == t["created_at"].date().isoformat()
+
+
+def test_job_scores_equal_in_process_scorer(mixed_run, spark, tiny_artifact):
+    from sentiment_core.scorer import Scorer
+
+    out, s, _ = mixed_run
+    scores = read_table(spark, out / "scores").sort_values("tweet_id").reset_index(drop=True)
+    assert len(scores) > 30
+    ref_score, ref_label = Scorer(str(tiny_artifact)).score(scores["text"].tolist())
+    diff = np.abs(scores["score"].to_numpy(np.float64) - ref_score.astype(np.float64))
+    assert diff.max() <= 1e-5, diff.max()
+    assert scores["label"].tolist() == list(ref_label)
+
+
+def test_job_lang_filter_and_no_text(spark, tiny_artifact, mixed_inputs, tmp_path):
+    inp, exp = mixed_inputs
+    out = tmp_path / "out"
+    summary = job.run(job.parse_args(["--input", str(inp), "--model", str(tiny_artifact), "--output", str(out),
+                                      "--lang", "en"]), spark=spark)
+    tweets = exp["tweets"]
+    en = [t["tweet_id"] for t in tweets if t["lang"] == "en"]
+    assert summary["reconciled"] is True
+    assert summary["filtered_lang"] == len(tweets) - len(en) > 0
+    assert summary["filtered_duplicate"] == len(en) - len(set(en))
+    assert summary["scored"] == len(set(en))
+    assert summary["records_read"] == exp["records_read"]
+    scores = read_table(spark, out / "scores")
+    assert "text" not in scores.columns
+    assert set(scores["tweet_id"]) == set(en) and len(scores) == len(set(en))
+    assert set(scores["lang"]) == {"en"}
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. idempotent re-runs
+
+
+def test_rerun_replaces_partitions(spark, tiny_artifact, tmp_path):
+    out = tmp_path / "out"
+    inputs = [str(V1_SAMPLE), str(V1_BAD), str(V2_PAGE)]
+    argv = ["--input", *inputs, "--model", str(tiny_artifact), "--output", str(out)]
+    first = job.run(job.parse_args(argv), spark=spark)
+    rows1 = read_table(spark, out / "scores")
+    second = job.run(job.parse_args(argv), spark=spark)
+    rows2 = read_table(spark, out / "scores")
+    assert first["run_id"] != second["run_id"]
+
+    s_tweets, _ = v1_expected(V1_SAMPLE.read_bytes().splitlines())
+    n = len(s_tweets) + len(V1_BAD_TWEETS) + len(v2_page_expected(V2_PAGE))
+    assert first["scored"] == second["scored"] == len(rows1) == len(rows2) == n
+    assert set(rows2["run_id"]) == {second["run_id"]}  # replaced, not appended
+    assert not rows2.duplicated(["dt", "model_version", "tweet_id"]).any()
+    key = ["tweet_id"]
+    cols = [c for c in rows1.columns if c not in ("run_id", "scored_at")]
+    a = rows1[cols].sort_values(key).reset_index(drop=True)
+    b = rows2[cols].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    # both runs left their summary
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
+        [f"{first['run_id']}.json", f"{second['run_id']}.json"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. the model is loaded once per Python worker
+
+
+def test_model_loaded_once_per_worker(spark, tiny_artifact):
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import pandas_udf
+
+    artifact = str(tiny_artifact.resolve())
+    n_tasks = 10
+
+    @pandas_udf("pid long, loads long, part long")
+    def probe(ids: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+        import os
+
+        from pyspark import TaskContext
+
+        from sentiment_core import scorer as scorer_mod
+        from sentiment_core.spark import worker_scorer
+
+        scorer = worker_scorer(artifact, 64)
+        part = TaskContext.get().partitionId()
+        for batch in ids:
+            scorer.score(["a tweet"])  # really usable
+            yield pd.DataFrame({"pid": [os.getpid()] * len(batch),
+                                "loads": [scorer_mod.load_count] * len(batch),
+                                "part": [part] * len(batch)})
+
+    df = (spark.range(0, 200, numPartitions=n_tasks).select(probe(F.col("id")).alias("p")).select("p.*")
+          .toPandas())
+    assert len(df) == 200
+    assert df["part"].nunique() == n_tasks
+    assert (df["loads"] == 1).all(), df.groupby("pid")["loads"].max().to_dict()
+    assert df["pid"].nunique() < n_tasks
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. errors a user can act on
+
+
+def _one_error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ")
+    return err[0]
+
+
+def test_error_missing_artifact(tmp_path, capsys):
+    rc = job.main(["--input", str(V1_SAMPLE), "--model", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert "not found" in line and str(tmp_path / "nope") in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_error_artifact_without_metadata(tmp_path, capsys, tiny_artifact):
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    (art / "metadata.json").unlink()
+    rc = job.main(["--input", str(V1_SAMPLE), "--model", str(art), "--output", str(tmp_path / "o")])
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert "metadata.json" in line and "missing" in line
+
+
+def test_error_missing_input(tmp_path, capsys, tiny_artifact):
+    missing = tmp_path / "no_such_input"
+    rc = job.main(["--input", str(missing), "--model", str(tiny_artifact), "--output", str(tmp_path / "o")])
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert "does not exist" in line and str(missing) in line
+
+
+def test_error_foreign_output_then_overwrite(tmp_path, capsys, tiny_artifact, spark, monkeypatch):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "precious.txt").write_text("not yours")
+    argv = ["--input", str(V1_SAMPLE), "--model", str(tiny_artifact), "--output", str(out)]
+    assert job.main(argv) == 2
+    line = _one_error_line(capsys)
+    assert "not empty" in line and "--overwrite" in line
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+
+    real_run = job.run
+    monkeypatch.setattr(job, "run", lambda cfg: real_run(cfg, spark=spark))  # keep the shared session
+    assert job.main(argv + ["--overwrite"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["reconciled"] is True and summary["scored"] == 20
+    assert (out / job.MARKER).is_file()
+    # now it is ours: a rerun without --overwrite is accepted
+    assert job.main(argv) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Parquet input with custom column names
+
+
+def test_parquet_input_with_mapped_columns(spark, tiny_artifact, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = lambda *a: dt.datetime(*a, tzinfo=UTC)  # noqa: E731
+    rows = [
+        (101, "what a lovely day", t(2021, 3, 1, 10, 0, 0), "ann"),
+        (102, "this is awful, I hate it", t(2021, 3, 1, 23, 59, 59), "bob"),
+        (103, "meh", t(2021, 3, 2, 0, 0, 1), None),
+        (104, None, t(2021, 3, 2, 5, 0, 0), "dan"),  # -> empty_text
+        (105, "no time", None, "eve"),  # -> bad_timestamp
+        (106, "   ", t(2021, 3, 2, 6, 0, 0), "fay"),  # -> empty_text
+    ]
+    table = pa.table({
+        "msg_id": pa.array([r[0] for r in rows], pa.int64()),
+        "body": pa.array([r[1] for r in rows], pa.string()),
+        "posted": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
+        "handle": pa.array([r[3] for r in rows], pa.string()),
+    })
+    src = tmp_path / "tweets.parquet"
+    pq.write_table(table, src)
+    out = tmp_path / "out"
+    summary = job.run(job.parse_args(["--input", str(src), "--model", str(tiny_artifact), "--output", str(out),
+                                      "--id-col", "msg_id", "--text-col", "body", "--time-col", "posted",
+                                      "--user-col", "handle", "--include-text"]), spark=spark)
+    assert summary["reconciled"] is True
+    assert summary["records_read"] == 6
+    assert summary["rejected_by_reason"] == {"empty_text": 2, "bad_timestamp": 1}
+    assert summary["scored"] == 3
+    assert summary["partitions_written"] == ["2021-03-01", "2021-03-02"]
+
+    scores = read_table(spark, out / "scores").set_index("tweet_id").sort_index()
+    assert list(scores.index) == ["101", "102", "103"]
+    assert scores["text"].tolist() == ["what a lovely day", "this is awful, I hate it", "meh"]
+    assert [None if pd.isna(u) else u for u in scores["user"]] == ["ann", "bob", None]
+    assert [str(d) for d in scores["dt"]] == ["2021-03-01", "2021-03-01", "2021-03-02"]
+    assert scores["is_retweet"].tolist() == [False, False, False]
+    got_epochs = spark.read.parquet(str(out / "scores")).selectExpr("tweet_id", "cast(created_at as long) e") \
+        .toPandas().set_index("tweet_id").sort_index()["e"].tolist()
+    assert got_epochs == [epoch(r[2]) for r in rows[:3]]
+
+    rej = read_table(spark, out / "rejects" / f"run_id={summary['run_id']}")
+    by_reason = sorted(zip(rej["reason"], rej["raw"].map(lambda r: json.loads(r)["msg_id"])))
+    assert by_reason == [("bad_timestamp", 105), ("empty_text", 104), ("empty_text", 106)]
+    assert rej["line_no"].isna().all()
+    assert all(s.endswith(".parquet") for s in rej["source_file"])

@@ -1,0 +1,158 @@
+"""Training through the real CLI with a tiny real BERT: export, reload, logs, resume, bad input."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+DATA = FIXTURES / "sentiment140_300.csv"
+
+
+def _steps(run: Path) -> list[int]:
+    with open(run / "logs" / "steps.csv") as f:
+        return [int(r["global_step"]) for r in csv.DictReader(f)]
+
+
+def test_artifact_is_complete_and_reloads(tiny_run, tiny_artifact):
+    from sentiment_core.artifact import load_metadata
+    from sentiment_core.scorer import Scorer
+
+    meta = load_metadata(tiny_artifact)
+    assert meta["labels"] == ["negative", "positive"] and meta["max_length"] == 64
+    assert meta["split"]["seed"] == 42
+    assert set(meta["data_fingerprint"]) == {"train", "validation", "test"}
+    assert meta["training"]["data"]["splits"]["train"]["rows"] + meta["training"]["data"]["splits"]["validation"]["rows"] \
+        + meta["training"]["data"]["splits"]["test"]["rows"] == 300
+    assert meta["export_check"]["max_abs_diff"] <= 1e-5
+    # the serving signature takes any length: probabilities of the two classes sum to one
+    import tensorflow as tf
+
+    sig = tf.saved_model.load(str(tiny_artifact / "saved_model")).signatures["serving_default"]
+    for length in (3, 17, 64):
+        ids = np.full((2, length), 1000, np.int32)
+        out = sig(input_ids=tf.constant(ids), attention_mask=tf.constant(np.ones_like(ids)))
+        probs = out["probabilities"].numpy()
+        assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-6)
+        assert np.allclose(out["score"].numpy(), probs[:, 1])
+    # padding does not change a row's score (dynamic padding is safe)
+    scorer = Scorer(str(tiny_artifact))
+    short, long_ = "so happy today", "this is a much longer tweet about the weather being awful and cold all week"
+    alone = scorer.predict_proba([short])[0, 1]
+    with_long = scorer.predict_proba([short, long_])[0, 1]
+    assert abs(alone - with_long) < 1e-5
+
+
+def test_logs_and_plots(tiny_run):
+    steps = _steps(tiny_run)
+    assert steps == sorted(set(steps)) and steps[0] == 2
+    with open(tiny_run / "logs" / "epochs.csv") as f:
+        epochs = list(csv.DictReader(f))
+    assert [e["epoch"] for e in epochs] == ["1", "2"][: len(epochs)] and epochs
+    assert list((tiny_run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    for name in ("loss_accuracy_per_step.png", "loss_accuracy_per_epoch.png"):
+        assert (tiny_run / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_reproduces_training_test_split(tiny_artifact, capsys):
+    from training.evaluate import main
+
+    assert main(["--model", str(tiny_artifact), "--data", str(DATA), "--split", "test"]) == 0
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    meta = json.loads((tiny_artifact / "metadata.json").read_text())
+    assert got["matches_training_split"] is True
+    assert got["n"] == meta["metrics"]["test"]["n"]
+    assert got["accuracy"] == pytest.approx(meta["metrics"]["test"]["accuracy"])
+    assert got["roc_auc"] == pytest.approx(meta["metrics"]["test"]["roc_auc"], abs=1e-6)
+    assert list((tiny_artifact / "evaluations").glob("*.json"))
+
+
+def test_predict_cli(tiny_artifact, capsys):
+    from training.predict import main
+
+    assert main(["--model", str(tiny_artifact), "I don't love this weather so much", "great!"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    label, prob, text = lines[0].split("\t")
+    assert label in ("negative", "positive") and 0.0 <= float(prob) <= 1.0 and text.startswith("I don't")
+
+
+def test_finished_run_restarted_prints_its_artifact(tiny_run, tiny_base, capsys):
+    from training.train import main
+
+    rc = main(["--data", str(DATA), "--output-dir", str(tiny_run), "--base-model", str(tiny_base), "--epochs", "2",
+               "--batch-size", "16", "--learning-rate", "1e-3", "--log-every", "2", "--checkpoint-every", "5"])
+    assert rc == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str((tiny_run / "artifact").resolve())
+
+
+def _train_cmd(out: Path, base: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "training.train", "--data", str(DATA), "--output-dir", str(out),
+            "--base-model", str(base), "--epochs", "2", "--batch-size", "16", "--learning-rate", "1e-3",
+            "--log-every", "1", "--checkpoint-every", "3", *extra]
+
+
+def test_killed_run_resumes_from_checkpoint(tmp_path, tiny_base):
+    """SIGKILL a real training process after its first checkpoint; the same command resumes there."""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(_train_cmd(out, tiny_base), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((out / "checkpoints").glob("ckpt-6.index")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((out / "checkpoints").glob("ckpt-*.index")), "no checkpoint before the kill"
+    assert not (out / "artifact").exists()
+    res = subprocess.run(_train_cmd(out, tiny_base), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == str((out / "artifact").resolve())
+    resumed = [line for line in res.stderr.splitlines() if "resumed from" in line]
+    assert resumed, res.stderr[-2000:]
+    restored_step = int(resumed[0].split("(global step ")[1].rstrip(")"))
+    assert restored_step >= 6
+    # every step logged once, none lost or repeated across the kill, and the run is complete
+    meta = json.loads((out / "artifact" / "metadata.json").read_text())
+    total = meta["training"]["steps_per_epoch"] * 2
+    assert _steps(out) == list(range(1, total + 1))
+    assert meta["training"]["global_steps"] == total
+
+
+@pytest.mark.parametrize("case", ["missing_data", "not_bert", "foreign_output", "changed_settings"])
+def test_bad_input_is_one_clear_error(case, tmp_path, tiny_base, tiny_run, capsys):
+    from training.train import main
+
+    args = ["--data", str(DATA), "--output-dir", str(tmp_path / "run"), "--base-model", str(tiny_base)]
+    if case == "missing_data":
+        args[1] = str(tmp_path / "nope.csv")
+        expect = "data file not found"
+    elif case == "not_bert":
+        bad = tmp_path / "roberta"
+        bad.mkdir()
+        cfg = json.loads((tiny_base / "config.json").read_text())
+        (bad / "config.json").write_text(json.dumps({**cfg, "model_type": "roberta"}))
+        (bad / "model.safetensors").write_bytes((tiny_base / "model.safetensors").read_bytes())
+        (bad / "vocab.txt").write_text("[PAD]\n")
+        args[5] = str(bad)
+        expect = "not 'bert'"
+    elif case == "foreign_output":
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "something.txt").write_text("x")
+        expect = "is not a training run"
+    else:
+        args[3] = str(tiny_run)
+        args += ["--learning-rate", "3e-5"]
+        expect = "different settings"
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and expect in err[-1]
