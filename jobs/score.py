@@ -193,8 +193,10 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         t_score = time.perf_counter()
         scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
                               cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text)
-        (scored.write.mode("overwrite").partitionBy("model_version", "dt")
-         .parquet(str(out / "scores")))
+        # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
+        # may be in the default static mode, which would wipe every other partition
+        (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+         .partitionBy("model_version", "dt").parquet(str(out / "scores")))
         score_seconds = time.perf_counter() - t_score
         written = spark.read.parquet(str(out / "scores")).where(F.col("run_id") == run_id)
         check = written.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids")).first()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Iterator, Sequence
 
 import pandas as pd
@@ -53,6 +54,10 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     existing = SparkConf()
     if "spark.master" not in settings and not existing.contains("spark.master"):
         settings["spark.master"] = "local[*]"
+    master = settings.get("spark.master") or existing.get("spark.master", "")
+    if master.startswith("local") and not existing.contains("spark.pyspark.python"):
+        # embedded Spark: the Python workers are this interpreter (e.g. the project's venv)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for k, v in settings.items():
         if k in ("spark.sql.execution.arrow.maxRecordsPerBatch", "spark.sql.shuffle.partitions") and existing.contains(k):
             continue  # a user's --conf wins over our defaults

@@ -267,7 +267,7 @@ def test_job_scores_equal_in_process_scorer(mixed_run, spark, tiny_artifact):
 
     out, s, _ = mixed_run
     scores = read_table(spark, out / "scores").sort_values("tweet_id").reset_index(drop=True)
-    assert len(scores) > 30
+    assert len(scores) == 29  # 20 + 2 + 7 distinct tweets
     ref_score, ref_label = Scorer(str(tiny_artifact)).score(scores["text"].tolist())
     diff = np.abs(scores["score"].to_numpy(np.float64) - ref_score.astype(np.float64))
     assert diff.max() <= 1e-5, diff.max()
@@ -319,6 +319,24 @@ def test_rerun_replaces_partitions(spark, tiny_artifact, tmp_path):
     # both runs left their summary
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
         [f"{first['run_id']}.json", f"{second['run_id']}.json"])
+
+    # a run replaces only the partitions it writes, even on a session in static overwrite mode
+    key_conf = "spark.sql.sources.partitionOverwriteMode"
+    before = spark.conf.get(key_conf)
+    spark.conf.set(key_conf, "static")
+    try:
+        third = job.run(job.parse_args(["--input", str(V2_PAGE), "--model", str(tiny_artifact),
+                                        "--output", str(out)]), spark=spark)
+    finally:
+        spark.conf.set(key_conf, before)
+    rows3 = read_table(spark, out / "scores")
+    v2_dates = {str(d) for d in rows3.loc[rows3["run_id"] == third["run_id"], "dt"]}
+    assert v2_dates == {"2021-04-08", "2021-06-14"}
+    kept = rows3[rows3["run_id"] == second["run_id"]]
+    assert {str(d) for d in kept["dt"]} == {"2021-01-01"}  # the v1 partition survived untouched
+    assert len(rows3) == n
+    pd.testing.assert_frame_equal(
+        rows3[cols].sort_values(key).reset_index(drop=True), b)
 
 
 # ---------------------------------------------------------------------------------------------

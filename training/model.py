@@ -109,3 +109,41 @@ def _masked_mean(args):
     hidden, mask = args
     m = t.cast(mask, hidden.dtype)[:, :, None]
     return t.reduce_sum(hidden * m, axis=1) / t.maximum(t.reduce_sum(m, axis=1), t.cast(1e-6, hidden.dtype))
+
+
+def make_train_step(model, optimizer, strategy, mixed: bool):
+    """A compiled step: (input_ids, attention_mask, labels) -> (summed mean loss, correct count).
+
+    Binary cross-entropy averaged over the global batch; with mixed precision the loss is scaled
+    and the gradients unscaled by the LossScaleOptimizer."""
+    t = tf()
+    bce = keras().losses.BinaryCrossentropy(reduction=keras().losses.Reduction.NONE)
+
+    def step_fn(ids, mask, y):
+        with t.GradientTape() as tape:
+            p = model([ids, mask], training=True)
+            loss = t.nn.compute_average_loss(bce(y[:, None], p))
+            scaled = optimizer.get_scaled_loss(loss) if mixed else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        if mixed:
+            grads = optimizer.get_unscaled_gradients(grads)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = t.reduce_sum(t.cast(t.equal(t.cast(p[:, 0] >= 0.5, t.float32), y), t.float32))
+        return loss, correct
+
+    @t.function(reduce_retracing=True)
+    def train_step(ids, mask, y):
+        loss, correct = strategy.run(step_fn, args=(ids, mask, y))
+        return strategy.reduce("SUM", loss, axis=None), strategy.reduce("SUM", correct, axis=None)
+
+    return train_step
+
+
+def make_optimizer(learning_rate: float, total_steps: int, warmup_ratio: float, weight_decay: float, mixed: bool):
+    """AdamW (decoupled weight decay), linear warm-up then linear decay to 0, global-norm clip 1.0."""
+    from transformers import create_optimizer
+
+    optimizer, _ = create_optimizer(init_lr=learning_rate, num_train_steps=max(1, total_steps),
+                                    num_warmup_steps=int(warmup_ratio * total_steps),
+                                    weight_decay_rate=weight_decay, adam_global_clipnorm=1.0)
+    return keras().mixed_precision.LossScaleOptimizer(optimizer) if mixed else optimizer

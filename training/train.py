@@ -213,22 +213,12 @@ def train(cfg: TrainConfig) -> Path:
     batches = TrainBatches(run.data_dir, encoder, cfg.normalization, cfg.batch_size, cfg.seed,
                            cfg.max_length if cfg.fixed_padding else None)
     steps_per_epoch = batches.steps_per_epoch()
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
     k.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         bert = M.load_encoder(base_path)
         model = M.build_classifier(bert, cfg.pooling, cfg.dropout)
-        from transformers import create_optimizer
-
-        optimizer, _ = create_optimizer(
-            init_lr=cfg.learning_rate, num_train_steps=steps_per_epoch * cfg.epochs,
-            num_warmup_steps=int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs),
-            weight_decay_rate=cfg.weight_decay, adam_global_clipnorm=1.0,
-            include_in_weight_decay=None)
-        if mixed:
-            optimizer = k.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer = M.make_optimizer(cfg.learning_rate, steps_per_epoch * cfg.epochs, cfg.warmup_ratio,
+                                     cfg.weight_decay, mixed)
         state = {n: t.Variable(v, trainable=False, dtype=dt, name=n) for n, v, dt in (
             ("epoch", 0, t.int64), ("step_in_epoch", 0, t.int64), ("global_step", 0, t.int64),
             ("best_val_loss", np.inf, t.float64), ("bad_epochs", 0, t.int64), ("best_epoch", -1, t.int64))}
@@ -248,25 +238,7 @@ def train(cfg: TrainConfig) -> Path:
     epoch_log.truncate("epoch", int(state["epoch"].numpy()))
     tb = t.summary.create_file_writer(str(run.logs_dir / "tensorboard"))
 
-    bce = k.losses.BinaryCrossentropy(reduction=k.losses.Reduction.NONE)
-
-    def step_fn(ids, mask, y):
-        with t.GradientTape() as tape:
-            p = model([ids, mask], training=True)
-            per_example = bce(y[:, None], p)
-            loss = t.nn.compute_average_loss(per_example)
-            scaled = optimizer.get_scaled_loss(loss) if mixed else loss
-        grads = tape.gradient(scaled, model.trainable_variables)
-        if mixed:
-            grads = optimizer.get_unscaled_gradients(grads)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        correct = t.reduce_sum(t.cast(t.equal(t.cast(p[:, 0] >= 0.5, t.float32), y), t.float32))
-        return loss, correct
-
-    @t.function(reduce_retracing=True)
-    def train_step(ids, mask, y):
-        loss, correct = strategy.run(step_fn, args=(ids, mask, y))
-        return (strategy.reduce("SUM", loss, axis=None), strategy.reduce("SUM", correct, axis=None))
+    train_step = M.make_train_step(model, optimizer, strategy, mixed)
 
     predict = predict_arrays(model)
     val_ids, val_texts, val_y = read_split(run.data_dir, "validation")

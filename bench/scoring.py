@@ -1,0 +1,143 @@
+"""Scoring throughput, every row measured in one run on the same real tweets.
+
+    python -m bench.scoring [--model ARTIFACT] [--input ARCHIVE] [--tutorial-rows 1024]
+
+(a) the tutorial's way: the slow (Python) BertTokenizer, every row padded to 64, Keras
+    ``model.predict(batch_size=64)`` around the same network;
+(b) the in-process scorer (``sentiment_core.scorer``): Rust tokenizer, rows sorted by length,
+    padded per mini-batch of 64, the SavedModel signature;
+(c) the Spark job end to end on ``local[2]``: archive JSON (bz2) in, Parquet out, counted from the
+    job's own summary: the first job of a fresh session (cold: JVM, Python workers and model load
+    included) and the same job again (warm).
+
+Without ``--model`` it exports an artifact from the packaged MiniLM through the real training path
+(``--max-steps 1``: the weights barely move, the speed is the same as a trained model's).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "archives" / "twitter-v1.1" / "2021-01-01-0729.json.bz2"
+FALLBACK_INPUT = ROOT / "data" / "sample" / "archive"
+# fp32 multiply-adds of one MiniLM-L6 forward per token (6 layers x (4*384^2 + 2*384*1536)) x 2 FLOP
+FLOP_PER_TOKEN = 2 * 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+
+
+def ensure_model(workdir: Path) -> Path:
+    art = workdir / "model" / "artifact"
+    if art.exists():
+        return art
+    from training.train import main
+
+    rc = main(["--data", str(ROOT / "data" / "sample" / "sentiment140_sample.csv"), "--output-dir",
+               str(workdir / "model"), "--max-rows", "300", "--max-steps", "1", "--epochs", "1"])
+    if rc:
+        raise SystemExit("could not export a benchmark model")
+    return art
+
+
+def load_texts(path: Path) -> list[str]:
+    from sentiment_core import readers
+
+    seen, texts = set(), []
+    for f in readers.list_input_files([str(path)]):
+        for kind, rec in readers.read_file(f):
+            if kind == "tweet" and rec["tweet_id"] not in seen:
+                seen.add(rec["tweet_id"])
+                texts.append(rec["text"])
+    return texts
+
+
+def tutorial_way(artifact: Path, texts: list[str]) -> float:
+    from transformers import BertTokenizer
+
+    from sentiment_core.tfenv import keras, tf
+
+    t, k = tf(), keras()
+    meta = json.loads((artifact / "metadata.json").read_text())
+    sig = t.saved_model.load(str(artifact / "saved_model")).signatures["serving_default"]
+    ids_in = k.Input((64,), dtype="int32", name="input_ids")
+    mask_in = k.Input((64,), dtype="int32", name="attention_mask")
+    out = k.layers.Lambda(lambda x: sig(input_ids=x[0], attention_mask=x[1])["score"])([ids_in, mask_in])
+    model = k.Model([ids_in, mask_in], out)
+    tok = BertTokenizer(str(artifact / "vocab.txt"), do_lower_case=meta["do_lower_case"])
+    model.predict([np.zeros((64, 64), np.int32), np.ones((64, 64), np.int32)], batch_size=64, verbose=0)  # warm
+    t0 = time.perf_counter()
+    enc = tok(texts, padding="max_length", truncation=True, max_length=64, return_tensors="np")
+    model.predict([enc["input_ids"].astype(np.int32), enc["attention_mask"].astype(np.int32)], batch_size=64, verbose=0)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def in_process(artifact: Path, texts: list[str]) -> tuple[float, float]:
+    from sentiment_core.scorer import Scorer
+
+    scorer = Scorer(str(artifact))
+    scorer.score(texts[:256])  # warm: trace the shapes once
+    t0 = time.perf_counter()
+    scorer.score(texts)
+    dt = time.perf_counter() - t0
+    lens = [len(s) for s in scorer.encoder.encode(texts)]
+    return len(texts) / dt, float(np.mean(lens))
+
+
+def spark_job(artifact: Path, inputs: Path, out: Path) -> tuple[float, float, int]:
+    from jobs import score
+    from sentiment_core.spark import get_session
+
+    spark = get_session("bench", conf={"spark.master": "local[2]"})
+    try:
+        rates = []
+        for i in range(2):
+            shutil.rmtree(out, ignore_errors=True)
+            s = score.run(score.parse_args(["--input", str(inputs), "--model", str(artifact), "--output", str(out)]), spark=spark)
+            rates.append(s["scored"] / s["wall_seconds"])
+        return rates[0], rates[1], s["scored"]
+    finally:
+        spark.stop()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.scoring", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path)
+    p.add_argument("--input", type=Path, default=DEFAULT_INPUT if DEFAULT_INPUT.exists() else FALLBACK_INPUT)
+    p.add_argument("--tutorial-rows", type=int, default=1024, help="rows for (a), which is slow")
+    p.add_argument("--workdir", type=Path, default=ROOT / "out" / "bench")
+    p.add_argument("--peak-gflops", type=float, default=190.0, help="this machine's fp32 matmul peak")
+    args = p.parse_args(argv)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    artifact = args.model or ensure_model(args.workdir)
+    texts = load_texts(args.input)
+    print(f"{len(texts)} distinct real tweets from {args.input}; model {artifact}", flush=True)
+    a = tutorial_way(artifact, texts[: args.tutorial_rows])
+    print(f"(a) tutorial: {a:.1f} tweets/s", flush=True)
+    b, mean_tokens = in_process(artifact, texts)
+    print(f"(b) in-process scorer: {b:.1f} tweets/s", flush=True)
+    c_cold, c_warm, n = spark_job(artifact, args.input, args.workdir / "spark_out")
+    bound = args.peak_gflops * 1e9 / (FLOP_PER_TOKEN * mean_tokens)
+    rows = [("(a) tutorial: BertTokenizer, pad to 64, Keras predict", a),
+            ("(b) in-process scorer: fast tokenizer, sorted dynamic padding, SavedModel", b),
+            ("(c) Spark local[2] job, archive JSON in, Parquet out, cold (first job)", c_cold),
+            ("(c) Spark local[2] job, warm (second job, same session)", c_warm),
+            (f"fp32 FLOP bound ({FLOP_PER_TOKEN * mean_tokens / 1e6:.0f} MFLOP/tweet at {mean_tokens:.1f} tokens, "
+             f"{args.peak_gflops:.0f} GFLOP/s)", bound)]
+    print("\n| method | tweets/s | vs (a) | vs (b) | share of FLOP bound |\n|---|---|---|---|---|")
+    for name, v in rows:
+        print(f"| {name} | {v:.1f} | {v / a:.2f}x | {v / b:.2f} | {v / bound:.0%} |")
+    print(json.dumps({"tweets": len(texts), "spark_scored": n, "tutorial": a, "in_process": b, "spark_cold": c_cold,
+                      "spark_warm": c_warm, "flop_bound": bound, "mean_tokens": mean_tokens,
+                      "b_over_a": b / a, "warm_over_b": c_warm / b, "cold_over_b": c_cold / b}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Nightly incremental sentiment over a growing tweet archive.
+
+    spark-submit jobs/nightly.py --archive-root ROOT --model ARTIFACT --output DIR [--date D | --from D --to D]
+    python -m jobs.nightly ...
+
+Each run scores only the archive files that are new or changed since the last run for this
+model version (a manifest in the output records path, size and mtime of every file scored, by
+which run, into which ``dt`` partitions), merges them into the affected partitions, removes
+tweets named by delete notices (also ones that arrive days after the tweet: a tweet id is a
+Snowflake id, so the notice names the partition to fix), and publishes everything with a
+journaled commit (``sentiment_core.commit``): a run killed at any point leaves the previous state
+readable and the next run finishes or discards its work. Running the same night twice is a no-op.
+
+Archive layouts (``--layout auto`` detects): the Internet Archive grab ``YYYY/MM/DD/HH/MM.json.bz2``,
+``dt=YYYY-MM-DD/`` folders, or flat folders (every file is a candidate; date flags do not apply).
+
+Output (besides the score job's ``scores/model_version=V/dt=D/``): ``deletes/target_month=YYYY-MM/`` (by the month the deleted tweet was posted),
+``rejects/run_id=R/``, ``run_log/`` (one row per run), ``runs/R.json``, ``_manifest/V.json``.
+A new model version (``--model`` of another artifact) scores only files no version has scored
+yet, unless ``--rescore`` asks it to score the selected history too; versions never share a
+partition.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobs.score import MARKER, count_records, prepare_tweets, score_tweets
+from sentiment_core import commit as C
+
+log = logging.getLogger("jobs.nightly")
+
+LAYOUTS = ("auto", "grab", "dt", "flat")
+SNOWFLAKE_EPOCH_MS = 1288834974657
+FIRST_SNOWFLAKE_ID = 29_700_859_247  # ids below this are sequential (pre Nov 2010) and carry no time
+_GRAB = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
+_DTDIR = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    archive_root: str = field(metadata={"help": "root of the tweet archive"})
+    model: str = field(metadata={"help": "model artifact directory"})
+    output: str = field(metadata={"help": "output directory (tables + manifest)"})
+    date_from: str | None = None
+    date_to: str | None = None
+    layout: str = "auto"
+    rescore: bool = False
+    lang: tuple[str, ...] = ()
+    include_text: bool = False
+    batch_size: int = 64
+    partitions: int = 0
+    files_per_task: int = 4
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"--layout must be one of {LAYOUTS}")
+        for d in (self.date_from, self.date_to):
+            if d is not None:
+                try:
+                    dt.date.fromisoformat(d)
+                except ValueError:
+                    raise ValueError(f"dates are YYYY-MM-DD, got {d!r}") from None
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"--from {self.date_from} is after --to {self.date_to}")
+
+
+def parse_args(argv=None) -> NightlyConfig:
+    p = argparse.ArgumentParser(prog="jobs/nightly.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--archive-root", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--output", required=True)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--date", help="one archive day, YYYY-MM-DD")
+    g.add_argument("--from", dest="date_from", help="first archive day")
+    p.add_argument("--to", dest="date_to", help="last archive day")
+    p.add_argument("--layout", default="auto", choices=LAYOUTS)
+    p.add_argument("--rescore", action="store_true", help="score the selected history again with this model version")
+    p.add_argument("--lang", nargs="+", action="extend", default=[])
+    p.add_argument("--include-text", action="store_true")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--partitions", type=int, default=0)
+    p.add_argument("--files-per-task", type=int, default=4)
+    ns = vars(p.parse_args(argv))
+    day = ns.pop("date")
+    if day:
+        ns["date_from"] = ns["date_to"] = day
+    ns["lang"] = tuple(ns["lang"])
+    return NightlyConfig(**ns)
+
+
+def file_date(rel: str, layout: str) -> str | None:
+    if layout in ("grab", "auto"):
+        m = _GRAB.search(rel)
+        if m:
+            return f"{m[1]}-{m[2]}-{m[3]}"
+    if layout in ("dt", "auto"):
+        m = _DTDIR.search("/" + rel)
+        if m:
+            return m[1]
+    return None
+
+
+def discover(root: str, layout: str, date_from: str | None, date_to: str | None) -> dict[str, dict]:
+    """Archive files in the date range: relative path -> {path, size, mtime, date}."""
+    from sentiment_core import readers
+
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"--archive-root {root} is not a directory")
+    root = os.path.abspath(root)  # source_file values stay the same whichever way the root is spelled
+    out = {}
+    for path in readers.list_input_files([root]):
+        rel = os.path.relpath(path, root)
+        day = file_date(rel, layout)
+        if layout in ("grab", "dt") and day is None:
+            continue  # not part of this layout (e.g. a README beside the archive)
+        if day is not None and ((date_from and day < date_from) or (date_to and day > date_to)):
+            continue
+        st = os.stat(path)
+        out[rel] = {"path": path, "size": st.st_size, "mtime": int(st.st_mtime_ns // 1_000_000), "date": day}
+    return out
+
+
+def load_manifests(out: Path) -> dict[str, dict]:
+    d = out / "_manifest"
+    return {f.stem: json.loads(f.read_text()) for f in sorted(d.glob("*.json"))} if d.exists() else {}
+
+
+def _stamp(e: dict) -> tuple:
+    return e["size"], e["mtime"]
+
+
+def plan(files: dict, manifests: dict, version: str, rescore: bool) -> tuple[list[str], list[str]]:
+    """(new, changed) relative paths for this version."""
+    own = manifests.get(version, {}).get("files", {})
+    others = {rel: e for v, m in manifests.items() if v != version for rel, e in m.get("files", {}).items()}
+    changed = [r for r, e in files.items() if r in own and _stamp(own[r]) != _stamp(e)]
+    new = [r for r, e in files.items() if r not in own and
+           (rescore or r not in others or _stamp(others[r]) != _stamp(e))]
+    return sorted(new), sorted(changed)
+
+
+def snowflake_dt(col):
+    """The UTC date a Snowflake tweet id was minted, or null for older sequential ids."""
+    from pyspark.sql import functions as F
+
+    n = col.cast("long")
+    return F.when(n >= FIRST_SNOWFLAKE_ID,
+                  F.to_date(F.timestamp_millis(F.shiftright(n, 22) + F.lit(SNOWFLAKE_EPOCH_MS))))
+
+
+def _check_output(out: Path) -> None:
+    if out.is_dir() and any(out.iterdir()):
+        marker = out / MARKER
+        if not marker.exists():
+            raise ValueError(f"--output {out} is not empty and is not an output of this job; choose another directory")
+        if json.loads(marker.read_text()).get("written_by") != "tweet-sentiment jobs.nightly":
+            raise ValueError(f"--output {out} was written by jobs.score; the nightly job keeps its own output "
+                             "directory (it needs its manifest): choose another one")
+
+
+def _metadata_writer(out: Path):
+    def on_metadata(journal: dict) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        C.write_json_atomic(out / "_manifest" / f"{journal['model_version']}.json", journal["manifest"])
+        C.fault_point("after_manifest")
+        s = journal["summary"]
+        (out / "runs").mkdir(exist_ok=True)
+        C.write_json_atomic(out / "runs" / f"{s['run_id']}.json", s)
+        row = {k: s.get(k) for k in RUN_LOG_COLUMNS}
+        row["partitions_written"] = ",".join(s.get("partitions_written", []))
+        (out / "run_log").mkdir(exist_ok=True)
+        tmp = out / "run_log" / f".{s['run_id']}.parquet.tmp"
+        pq.write_table(pa.Table.from_pylist([row]), tmp)
+        os.replace(tmp, out / "run_log" / f"{s['run_id']}.parquet")
+    return on_metadata
+
+
+RUN_LOG_COLUMNS = ["run_id", "job", "model_version", "started_at", "wall_seconds", "noop", "files_new",
+                   "files_changed", "records_read", "tweets_read", "scored", "rejected", "delete_notices",
+                   "rows_deleted", "filtered_lang", "filtered_duplicate", "rows_in_partitions",
+                   "partitions_written", "tweets_per_second", "recovered_runs"]
+
+
+def run(cfg: NightlyConfig, spark=None) -> dict:
+    from pyspark import StorageLevel
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from sentiment_core.artifact import load_metadata
+    from sentiment_core.spark import get_session, read_records
+
+    t0 = time.perf_counter()
+    meta = load_metadata(cfg.model)
+    version = meta["model_version"]
+    out = Path(cfg.output)
+    _check_output(out)
+    files = discover(cfg.archive_root, cfg.layout, cfg.date_from, cfg.date_to)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(json.dumps({"written_by": "tweet-sentiment jobs.nightly", "layout": 1}))
+    on_metadata = _metadata_writer(out)
+    recovered = C.recover(out, on_metadata)
+    manifests = load_manifests(out)
+    new, changed = plan(files, manifests, version, cfg.rescore)
+    started = dt.datetime.now(dt.timezone.utc)
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    base = {"run_id": run_id, "job": "nightly", "model_version": version, "started_at": started.isoformat(),
+            "archive_root": cfg.archive_root, "date_from": cfg.date_from, "date_to": cfg.date_to,
+            "files_in_range": len(files), "files_new": len(new), "files_changed": len(changed),
+            "recovered_runs": ",".join(recovered), "config": dataclasses.asdict(cfg)}
+    manifest = manifests.get(version, {"model_version": version, "files": {}})
+    if not new and not changed:
+        summary = {**base, "noop": True, "message": "nothing new or changed since the last run for this model version",
+                   "records_read": 0, "scored": 0, "rejected": 0, "delete_notices": 0, "rows_deleted": 0,
+                   "partitions_written": [], "wall_seconds": round(time.perf_counter() - t0, 3)}
+        C.commit(out, {"run_id": run_id, "model_version": version, "moves": [], "manifest": manifest,
+                       "summary": summary}, on_metadata)
+        return summary
+
+    own_session = spark is None
+    spark = spark or get_session("tweet-sentiment-nightly")
+    stage_rel = Path(C.STAGING) / run_id
+    stage = out / stage_rel
+    vdir_rel = Path("scores") / f"model_version={version}"
+    try:
+        todo = [files[r]["path"] for r in new + changed]
+        records = read_records(spark, todo, "auto", None, cfg.files_per_task).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = count_records(records, cfg.lang)
+        log.info("run %s: %d new + %d changed files: %s", run_id, len(new), len(changed), counts)
+        artifact = meta["path"]
+        partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, -(-counts["to_score"] // 20_000))
+        scored = score_tweets(prepare_tweets(records, cfg.lang), artifact, cfg.batch_size, partitions, version,
+                              run_id, cfg.include_text).drop("model_version")
+        t_score = time.perf_counter()
+        scored.write.mode("overwrite").partitionBy("dt").parquet(str(stage / "new"))
+        score_seconds = time.perf_counter() - t_score
+        (records.where(F.col("kind") == "delete")
+         .select("tweet_id", "user_id", "deleted_at", "source_file", F.date_format(snowflake_dt(F.col("tweet_id")), "yyyy-MM").alias("target_month"))
+         .write.mode("overwrite").partitionBy("target_month").parquet(str(stage / "deletes")))
+        (records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at")
+         .coalesce(1).write.mode("overwrite").parquet(str(stage / "rejects")))
+        records.unpersist()
+
+        new_rows = _read_or_empty(spark, stage / "new", scored.schema)
+        run_deletes = _read_or_empty(spark, stage / "deletes", "tweet_id string, user_id string, deleted_at timestamp, "
+                                                              "source_file string, target_month string")
+        new_dts = {str(r["dt"]) for r in new_rows.select("dt").distinct().collect()}
+        del_dts = {str(r["dt"]) for r in run_deletes.select(snowflake_dt(F.col("tweet_id")).alias("dt")).distinct().collect()
+                   if r["dt"]}
+        existing = {p.name[3:] for p in (out / vdir_rel).glob("dt=*")} if (out / vdir_rel).exists() else set()
+        old_dts = {d for r in changed for d in manifest["files"][r].get("dts", [])}
+        affected = sorted(new_dts | ((del_dts | old_dts) & existing))
+        keep_old = [d for d in affected if d in existing]
+        changed_paths = [files[r]["path"] for r in changed]
+
+        merged = new_rows.withColumn("_new", F.lit(1))
+        if keep_old:
+            old_rows = (spark.read.option("basePath", str(out / vdir_rel))
+                        .parquet(*[str(out / vdir_rel / f"dt={d}") for d in keep_old]))
+            if changed_paths:
+                old_rows = old_rows.where(~F.col("source_file").isin(changed_paths))
+            merged = old_rows.select(*new_rows.columns).withColumn("_new", F.lit(0)).unionByName(merged)
+        w = Window.partitionBy("tweet_id").orderBy("_new", "source_file")
+        merged = merged.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "_new")
+        # every delete notice ever seen whose tweet falls in an affected partition (plus ids without a time)
+        months = sorted({d[:7] for d in affected}) + ["__HIVE_DEFAULT_PARTITION__"]
+        del_paths = [str(out / "deletes" / f"target_month={m}") for m in months
+                     if any((out / "deletes" / f"target_month={m}").glob("*.parquet"))]
+        deletes = run_deletes.select("tweet_id")
+        if del_paths:
+            deletes = deletes.unionByName(spark.read.parquet(*del_paths).select("tweet_id"))
+        final = merged.join(deletes.distinct(), "tweet_id", "left_anti")
+        before = merged.count()
+        final.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(str(stage / "scores"))
+        after = spark.read.parquet(str(stage / "scores")).count()
+    finally:
+        if own_session:
+            spark.stop()
+
+    moves = [("dir", str(stage_rel / "scores" / f"dt={d}"), str(vdir_rel / f"dt={d}")) for d in affected]
+    for f in sorted((stage / "deletes").glob("target_month=*/*.parquet")):
+        moves.append(("file", str(f.relative_to(out)), str(Path("deletes") / f.parent.name / f"{run_id}-{f.name}")))
+    moves.append(("dir", str(stage_rel / "rejects"), str(Path("rejects") / f"run_id={run_id}")))
+    file_dts = _dts_by_file(stage)
+    for r in new + changed:
+        e = files[r]
+        manifest["files"][r] = {"size": e["size"], "mtime": e["mtime"], "run_id": run_id,
+                                "dts": file_dts.get(e["path"], [])}
+    manifest["updated_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    wall = time.perf_counter() - t0
+    summary = {**base, "noop": False, **counts, "scored": counts["to_score"], "rows_deleted": before - after,
+               "rows_in_partitions": after, "partitions_written": affected, "wall_seconds": round(wall, 3),
+               "scoring_seconds": round(score_seconds, 3),
+               "tweets_per_second": round(counts["to_score"] / wall, 2) if wall else None}
+    accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
+        summary["filtered_lang"] + summary["filtered_duplicate"]
+    summary["reconciled"] = accounted == summary["records_read"]
+    if not summary["reconciled"]:
+        raise RuntimeError(f"counts do not reconcile: {summary}")
+    C.fault_point("before_commit")
+    C.commit(out, {"run_id": run_id, "model_version": version, "moves": moves, "manifest": manifest,
+                   "summary": summary}, on_metadata)
+    return summary
+
+
+def _read_or_empty(spark, path: Path, schema):
+    """A staged Parquet directory, or an empty frame when the run wrote no rows there."""
+    if any(path.rglob("*.parquet")):
+        return spark.read.parquet(str(path))
+    return spark.createDataFrame([], schema)
+
+
+def _dts_by_file(stage: Path) -> dict[str, list[str]]:
+    """source_file -> the dt partitions its tweets went to (from the staged new rows)."""
+    import pyarrow.dataset as ds
+
+    if not any((stage / "new").rglob("*.parquet")):
+        return {}
+    t = ds.dataset(str(stage / "new"), format="parquet", partitioning="hive").to_table(columns=["source_file", "dt"])
+    out: dict[str, set] = {}
+    for f, d in zip(t["source_file"].to_pylist(), t["dt"].to_pylist()):
+        out.setdefault(f, set()).add(str(d))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        summary = run(parse_args(argv))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if summary["noop"]:
+        log.info("no-op: %s", summary["message"])
+    else:
+        log.info("scored %d tweets from %d new + %d changed files into %s; %d rows deleted; %.1fs",
+                 summary["scored"], summary["files_new"], summary["files_changed"], summary["partitions_written"],
+                 summary["rows_deleted"], summary["wall_seconds"])
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

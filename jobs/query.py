@@ -1,0 +1,374 @@
+"""Reports over the scoring jobs' output tables, with Spark SQL.
+
+    spark-submit jobs/query.py --output DIR REPORT [options]
+    python -m jobs.query --output DIR REPORT [options]
+
+Reports:
+    trend     per day (--by hour: per hour): tweets, share positive, mean score
+    top       the most positive tweets (--negative: the most negative), --limit N (10)
+    compare   --model-version A --other-version B, over the tweet ids both scored: n, label
+              agreement, mean |score A - score B|, mean scores; per day and in all (dt "all")
+    sql       "SELECT ..." over the views scores, rejects, deletes, run_log, runs (those present)
+
+Filters (trend, top, compare): --model-version (default: the latest, by scored_at), --from and
+--to (dt, inclusive), --user (screen name, any case), --lang, --keyword (substring of the text,
+any case), --hashtag (#tag as a whole token, any case). The text filters need a scores table
+written with --include-text. Filter values never become SQL text: they are literals of DataFrame
+expressions, so a value such as O'Brien is matched as written.
+
+Output: the result as a table on stdout; --out PATH [--format csv|json|parquet] also writes it
+(json: one object per line); trend --plot FILE.png draws share positive and tweets per period.
+A user error (missing directory, no scores table, unknown model version, bad SQL) is one line
+``error: ...`` on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+log = logging.getLogger("jobs.query")
+
+REPORTS = ("trend", "top", "compare", "sql")
+FORMATS = ("csv", "json", "parquet")
+_HASHTAG = re.compile(r"#?(\w+)")
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    output: str = field(metadata={"help": "output directory of jobs/score.py or jobs/nightly.py"})
+    report: str = field(metadata={"help": "|".join(REPORTS)})
+    by: str = field(default="day", metadata={"help": "trend period: day|hour"})
+    model_version: str | None = field(default=None, metadata={"help": "default: the latest (greatest scored_at)"})
+    other_version: str | None = field(default=None, metadata={"help": "compare: the second model version"})
+    date_from: dt.date | None = field(default=None, metadata={"help": "first dt, inclusive"})
+    date_to: dt.date | None = field(default=None, metadata={"help": "last dt, inclusive"})
+    user: str | None = field(default=None, metadata={"help": "screen name (any case)"})
+    lang: str | None = field(default=None, metadata={"help": "tweet language code"})
+    keyword: str | None = field(default=None, metadata={"help": "substring of the text (any case)"})
+    hashtag: str | None = field(default=None, metadata={"help": "#tag as a whole token (any case)"})
+    positive_label: str = field(default="positive", metadata={"help": "the label counted as positive"})
+    limit: int = field(default=10, metadata={"help": "top: rows"})
+    negative: bool = field(default=False, metadata={"help": "top: the most negative instead"})
+    query: str | None = field(default=None, metadata={"help": "sql: the statement"})
+    format: str | None = field(default=None, metadata={"help": "|".join(FORMATS) + " (default: from --out)"})
+    out: str | None = field(default=None, metadata={"help": "write the result to this file"})
+    plot: str | None = field(default=None, metadata={"help": "trend: PNG chart"})
+    max_rows: int = field(default=200, metadata={"help": "rows shown on stdout"})
+
+    def __post_init__(self):
+        if self.report not in REPORTS:
+            raise ValueError(f"report must be one of {REPORTS}, got {self.report!r}")
+        if self.by not in ("day", "hour"):
+            raise ValueError(f"--by must be day or hour, got {self.by!r}")
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    object.__setattr__(self, name, dt.date.fromisoformat(value))
+                except ValueError:
+                    raise ValueError(f"--{name[5:]} must be a date YYYY-MM-DD, got {value!r}") from None
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"--from {self.date_from} is after --to {self.date_to}")
+        if self.hashtag is not None and not _HASHTAG.fullmatch(self.hashtag):
+            raise ValueError(f"--hashtag must be one tag of letters, digits and _ (like #python), got {self.hashtag!r}")
+        if self.limit < 1 or self.max_rows < 1:
+            raise ValueError("--limit and --max-rows must be >= 1")
+        if self.report == "compare" and not self.other_version:
+            raise ValueError("compare needs --other-version B (and --model-version A, default the latest)")
+        if self.report == "sql" and not (self.query or "").strip():
+            raise ValueError('sql needs a statement: sql "SELECT ..."')
+        if self.format is None and self.out:
+            ext = os.path.splitext(self.out)[1].lstrip(".").lower()
+            if ext not in FORMATS:
+                raise ValueError(f"cannot tell the format of --out {self.out}; pass --format {'|'.join(FORMATS)}")
+            object.__setattr__(self, "format", ext)
+        if self.format is not None and (self.format not in FORMATS or not self.out):
+            raise ValueError(f"--format must be one of {FORMATS} and comes with --out PATH")
+        if self.plot and self.report != "trend":
+            raise ValueError("--plot is for the trend report")
+
+    @property
+    def text_filter(self) -> bool:
+        return self.keyword is not None or self.hashtag is not None
+
+
+def parse_args(argv=None) -> QueryConfig:
+    p = argparse.ArgumentParser(prog="jobs/query.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 2)[2])
+    p.add_argument("--output", required=True, help=QueryConfig.__dataclass_fields__["output"].metadata["help"])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--output", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # also after the report
+    common.add_argument("--out", help="write the result to this file too")
+    common.add_argument("--format", choices=FORMATS, help="file format of --out (default: its extension)")
+    common.add_argument("--max-rows", type=int, default=200, help="rows shown on stdout (default 200)")
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--model-version", help="default: the latest model version (greatest scored_at)")
+    filters.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first dt, inclusive")
+    filters.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last dt, inclusive")
+    filters.add_argument("--user", help="screen name (any case)")
+    filters.add_argument("--lang", help="language code, e.g. en")
+    filters.add_argument("--keyword", help="substring of the text (any case)")
+    filters.add_argument("--hashtag", help="#tag as a whole token (any case)")
+    filters.add_argument("--positive-label", default="positive", help="the label counted as positive")
+    sub = p.add_subparsers(dest="report", required=True, metavar="REPORT")
+    t = sub.add_parser("trend", parents=[common, filters], help="per day: tweets, share positive, mean score")
+    t.add_argument("--by", choices=("day", "hour"), default="day")
+    t.add_argument("--plot", metavar="FILE.png", help="chart of share positive and tweets per period")
+    top = sub.add_parser("top", parents=[common, filters], help="most positive (or --negative) tweets")
+    top.add_argument("--limit", type=int, default=10)
+    top.add_argument("--negative", action="store_true", help="the most negative tweets")
+    c = sub.add_parser("compare", parents=[common, filters], help="two model versions on the same tweets")
+    c.add_argument("--other-version", required=True, help="model version B (A: --model-version)")
+    s = sub.add_parser("sql", parents=[common], help="any SQL over the views")
+    s.add_argument("query", help='e.g. "SELECT dt, count(*) FROM scores GROUP BY dt"')
+    return QueryConfig(**vars(p.parse_args(argv)))
+
+
+# ---------------------------------------------------------------------------------------------
+# transforms: DataFrame -> DataFrame
+
+
+def model_versions(scores) -> list[str]:
+    """Model versions present, the latest (greatest scored_at) first."""
+    from pyspark.sql import functions as F
+
+    rows = (scores.groupBy("model_version").agg(F.max("scored_at").alias("t"))
+            .orderBy(F.desc_nulls_last("t"), F.desc("model_version")).collect())
+    return [r["model_version"] for r in rows]
+
+
+def hashtag_pattern(tag: str) -> str:
+    """Java regex for ``#tag`` as a whole token, any case (the tag is letters, digits and _)."""
+    word = _HASHTAG.fullmatch(tag).group(1)
+    return r"(?iU)(?<![\w#])#\Q" + word + r"\E(?!\w)"
+
+
+def filter_scores(scores, cfg: QueryConfig):
+    """Rows of ``scores`` that pass the filters other than the model version. Every value is a
+    literal in an expression, never SQL text."""
+    from pyspark.sql import functions as F
+
+    df = scores
+    if cfg.date_from:
+        df = df.where(F.col("dt") >= F.lit(cfg.date_from))
+    if cfg.date_to:
+        df = df.where(F.col("dt") <= F.lit(cfg.date_to))
+    if cfg.user is not None:
+        df = df.where(F.lower(F.col("user")) == F.lower(F.lit(cfg.user)))
+    if cfg.lang is not None:
+        df = df.where(F.col("lang") == F.lit(cfg.lang))
+    if cfg.keyword is not None:
+        df = df.where(F.lower(F.col("text")).contains(F.lower(F.lit(cfg.keyword))))
+    if cfg.hashtag is not None:
+        df = df.where(F.col("text").rlike(hashtag_pattern(cfg.hashtag)))
+    return df
+
+
+def trend(scores, by: str = "day", positive_label: str = "positive"):
+    """Per dt (or hour of created_at): tweets, share_positive, mean_score, in time order."""
+    from pyspark.sql import functions as F
+
+    key = F.col("dt") if by == "day" else F.date_trunc("hour", F.col("created_at")).alias("hour")
+    positive = (F.col("label") == F.lit(positive_label)).cast("double")
+    return (scores.groupBy(key)
+            .agg(F.count(F.lit(1)).alias("tweets"), F.avg(positive).alias("share_positive"),
+                 F.avg("score").alias("mean_score"))
+            .orderBy("dt" if by == "day" else "hour"))
+
+
+def top(scores, limit: int = 10, negative: bool = False):
+    """The ``limit`` highest (lowest) scores; ties by tweet_id."""
+    from pyspark.sql import functions as F
+
+    cols = [c for c in ("dt", "created_at", "tweet_id", "user", "lang", "score", "label", "text") if c in scores.columns]
+    order = F.col("score").asc() if negative else F.col("score").desc()
+    return scores.select(*cols).orderBy(order, F.col("tweet_id")).limit(limit)
+
+
+def _latest_per_tweet(df):
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy("tweet_id").orderBy(F.desc("scored_at"), F.desc("run_id"))
+    return df.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
+
+
+def compare(scores, version_a: str, version_b: str):
+    """(per-day DataFrame, total DataFrame) over the tweet ids both versions scored: n,
+    agreement (share of equal labels), mean_abs_diff, mean_score_a, mean_score_b."""
+    from pyspark.sql import functions as F
+
+    def side(version, suffix):
+        part = _latest_per_tweet(scores.where(F.col("model_version") == F.lit(version)))
+        cols = [F.col("label").alias(f"label_{suffix}"), F.col("score").alias(f"score_{suffix}")]
+        return part.select("tweet_id", *(["dt"] if suffix == "a" else []), *cols)
+
+    both = side(version_a, "a").join(side(version_b, "b"), "tweet_id")
+    aggs = [F.count(F.lit(1)).alias("n"),
+            F.avg((F.col("label_a") == F.col("label_b")).cast("double")).alias("agreement"),
+            F.avg(F.abs(F.col("score_a") - F.col("score_b"))).alias("mean_abs_diff"),
+            F.avg("score_a").alias("mean_score_a"), F.avg("score_b").alias("mean_score_b")]
+    return both.groupBy("dt").agg(*aggs).orderBy("dt"), both.agg(*aggs)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and writing
+
+
+def _scores(spark, cfg: QueryConfig, views: list[str]):
+    if "scores" not in views:
+        raise ValueError(f"no scores table under {cfg.output} (expected {cfg.output}/scores/model_version=V/dt=D/)")
+    scores = spark.table("scores")
+    if cfg.text_filter and "text" not in scores.columns:
+        raise ValueError("--keyword and --hashtag need the tweet text, and this scores table has no text column; "
+                         "score with --include-text to keep it")
+    return scores
+
+
+def _version(available: list[str], requested: str | None, flag: str) -> str:
+    if not available:
+        raise ValueError("the scores table is empty")
+    if requested is None:
+        return available[0]
+    if requested not in available:
+        raise ValueError(f"unknown {flag} {requested!r}; present: {', '.join(available)}")
+    return requested
+
+
+def run(cfg: QueryConfig, spark):
+    """The report as (pandas DataFrame, a title line)."""
+    from pyspark.sql import functions as F
+
+    from sentiment_core.tables import register_tables
+
+    views = register_tables(spark, cfg.output)
+    if not views:
+        raise ValueError(f"no output tables under {cfg.output}")
+    if cfg.report == "sql":
+        df = spark.sql(cfg.query)
+        return (df.toPandas() if cfg.out else df.limit(cfg.max_rows + 1).toPandas()), f"sql over {', '.join(views)}"
+
+    scores = _scores(spark, cfg, views)
+    available = model_versions(scores)
+    version = _version(available, cfg.model_version, "--model-version")
+    filtered = filter_scores(scores, cfg)
+    if cfg.report == "compare":
+        other = _version(available, cfg.other_version, "--other-version")
+        per_day, total = compare(filtered, version, other)
+        pdf = per_day.toPandas()
+        pdf["dt"] = pdf["dt"].astype(str)
+        tot = total.toPandas()
+        tot.insert(0, "dt", "all")
+        import pandas as pd
+
+        out = pd.concat([pdf, tot], ignore_index=True) if len(pdf) else tot
+        out["n"] = out["n"].astype("int64")
+        return out, f"compare A = {version}, B = {other}"
+    mine = filtered.where(F.col("model_version") == F.lit(version))
+    if cfg.report == "trend":
+        return trend(mine, cfg.by, cfg.positive_label).toPandas(), f"trend by {cfg.by}, model {version}"
+    return top(mine, cfg.limit, cfg.negative).toPandas(), \
+        f"top {cfg.limit} {'negative' if cfg.negative else 'positive'}, model {version}"
+
+
+def _iso(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def write_result(pdf, path: str, fmt: str) -> None:
+    """One file: csv (header), json (one object per line, ISO dates) or parquet."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if fmt == "parquet":
+        pdf.to_parquet(path, index=False)
+        return
+    text = pdf.copy()
+    for c in text.columns:
+        if text[c].dtype == object or str(text[c].dtype).startswith("datetime"):
+            text[c] = [_iso(v) if v is not None and v == v else None for v in text[c].tolist()]
+    if fmt == "csv":
+        text.to_csv(path, index=False)
+    else:
+        with open(path, "w", encoding="utf-8") as f:
+            for row in text.to_dict(orient="records"):
+                f.write(json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()},
+                                   ensure_ascii=False, default=str) + "\n")
+
+
+def plot_trend(pdf, path: str, title: str) -> None:
+    """Share positive (line, left axis) and tweets (bars, right axis) per period, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = pdf.columns[0]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    try:
+        counts = ax.twinx()
+        counts.bar(pdf[x], pdf["tweets"], color="lightgray", label="tweets",
+                   width=0.8 if x == "dt" else 1 / 30)
+        counts.set_ylabel("tweets")
+        ax.set_zorder(counts.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        ax.plot(pdf[x], pdf["share_positive"], marker="o", color="tab:blue", label="share positive")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("share positive")
+        ax.set_title(title)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+
+
+def show(pdf, title: str, max_rows: int) -> str:
+    shown = pdf.head(max_rows)
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}") if len(pdf) else "(no rows)"
+    more = f"\n... {len(pdf) - max_rows} more rows (--out writes them all)" if len(pdf) > max_rows else ""
+    return f"# {title}\n{text}{more}"
+
+
+def main(argv=None, spark=None) -> int:
+    """CLI entry; ``spark``: a session to use (and leave running), as tests pass."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pyspark.errors import AnalysisException, ParseException
+
+    own = spark is None
+    try:
+        cfg = parse_args(argv)
+        if "://" not in cfg.output and not os.path.isdir(cfg.output):
+            raise ValueError(f"--output {cfg.output} is not a directory (expected the output of jobs/score.py)")
+        log.info("query config %s", json.dumps(dataclasses.asdict(cfg), default=str))
+        if own:
+            from sentiment_core.spark import get_session
+
+            spark = get_session("tweet-sentiment-query")
+        try:
+            pdf, title = run(cfg, spark)
+        finally:
+            if own:
+                spark.stop()
+        print(show(pdf, title, cfg.max_rows))
+        if cfg.out:
+            write_result(pdf, cfg.out, cfg.format)
+            log.info("wrote %d rows to %s (%s)", len(pdf), cfg.out, cfg.format)
+        if cfg.plot:
+            plot_trend(pdf, cfg.plot, title)
+            log.info("wrote the chart %s", cfg.plot)
+    except (ValueError, FileNotFoundError, AnalysisException, ParseException) as e:
+        print(f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
