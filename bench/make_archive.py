@@ -20,8 +20,8 @@ so the mix of languages, retweets, quotes and extended/truncated tweets is the r
 Delete notices come at the source's rate (notices per tweet), in the stream's own form
 ``{"delete":{"status":{"id","id_str","user_id","user_id_str"},"timestamp_ms"}}``, and always
 refer to a tweet generated earlier by this run, by the same user id: most to a tweet of the
-same day (deleted after it was posted), about 5% (from the second day on) to a tweet 1-3 days
-earlier. Lines in a file are in time order. The same arguments give the same files.
+same day (deleted after it was posted), about 5% (at least one a day, from the second day on)
+to a tweet 1-3 days earlier. Lines in a file are in time order. The same arguments give the same files.
 """
 from __future__ import annotations
 
@@ -146,19 +146,22 @@ class Template:
         self.user_id = uid if isinstance(uid, int) and not isinstance(uid, bool) else None
         self.is_retweet = isinstance(tweet.get("retweeted_status"), dict)
 
-    def render(self, ms: int, ids: _Ids, rng: random.Random) -> tuple[str, int]:
-        """(JSON line without the newline, the tweet's id) for a copy posted at ``ms``."""
+    def plan(self, ms: int, ids: _Ids, rng: random.Random) -> tuple[list[int], list[int]]:
+        """(times, ids) of the statuses of a copy posted at ``ms``; the tweet's are first."""
         times = [ms]
         for parent in self.parents[1:]:
             times.append(times[parent] - rng.randint(1000, NESTED_MAX_AGE_MS))
-        new_ids = [ids(t) for t in times]
+        return times, [ids(t) for t in times]
+
+    def render(self, times: list[int], new_ids: list[int]) -> str:
+        """The JSON line (no newline) of a planned copy."""
         values = {"id": lambda k: str(new_ids[k]), "id_str": lambda k: f'"{new_ids[k]}"',
                   "created_at": lambda k: f'"{v1_date(times[k])}"', "timestamp_ms": lambda k: f'"{times[k]}"'}
         parts = [self.literals[0]]
         for (k, field), literal in zip(self.fields, self.literals[1:]):
             parts.append(values[field](k))
             parts.append(literal)
-        return "".join(parts), new_ids[0]
+        return "".join(parts)
 
 
 def delete_notice(tweet_id: int, user_id: int | None, ms: int) -> str:
@@ -168,6 +171,11 @@ def delete_notice(tweet_id: int, user_id: int | None, ms: int) -> str:
 
 def _dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"))  # ensure_ascii, as the stream writes it
+
+
+def _line(event: tuple) -> str:
+    ms, _, tpl, what = event
+    return tpl.render(*what) if tpl is not None else delete_notice(*what, ms)
 
 
 def _write(path: Path, lines: list[str], compresslevel: int) -> None:
@@ -216,29 +224,31 @@ def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.da
         for d in range(days):
             day = start_date + dt.timedelta(days=d)
             day_ms = (day - _EPOCH.date()).days * DAY_MS
-            events: list[tuple[int, int, str]] = []  # (ms, order, JSON line)
+            events: list[tuple] = []  # (ms, order, Template or None for a delete, what to render)
             today: list[tuple[int, int | None, int]] = []
             retweets = 0
             for off in sorted(rng.randrange(DAY_MS) for _ in range(tweets_per_day)):
                 ms = day_ms + off
                 i = rng.randrange(len(tweets))
                 tpl = compiled.get(i) or compiled.setdefault(i, Template(tweets[i]))
-                line, tid = tpl.render(ms, ids, rng)
+                times, new_ids = tpl.plan(ms, ids, rng)
                 retweets += tpl.is_retweet
-                today.append((tid, tpl.user_id, ms))
-                events.append((ms, len(events), line))
-            old = 0
+                today.append((new_ids[0], tpl.user_id, ms))
+                events.append((ms, len(events), tpl, (times, new_ids)))
             earlier = [h for h in history if h]
-            for _ in range(int(round(tweets_per_day * delete_rate)) if today else 0):
-                if earlier and rng.random() < OLD_DELETE_SHARE:
+            n_deletes = int(round(tweets_per_day * delete_rate)) if today else 0
+            # ~5% of the notices (at least one a day, from the second day on) delete older tweets
+            old = max(1, round(n_deletes * OLD_DELETE_SHARE)) if earlier and n_deletes else 0
+            old_slots = set(rng.sample(range(n_deletes), old))
+            for slot in range(n_deletes):
+                if slot in old_slots:
                     tid, uid, _ = rng.choice(rng.choice(earlier))
                     ms = day_ms + rng.randrange(DAY_MS)
-                    old += 1
                 else:  # a tweet of today, deleted after it was posted
                     tid, uid, posted = rng.choice(today)
                     ms = rng.randint(min(posted + 1, day_ms + DAY_MS - 1), day_ms + DAY_MS - 1)
-                events.append((ms, len(events), delete_notice(tid, uid, ms)))
-            events.sort()
+                events.append((ms, len(events), None, (tid, uid)))
+            events.sort(key=lambda e: e[:2])
 
             i = 0
             for k in range(files_per_day):
@@ -247,7 +257,7 @@ def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.da
                     j += 1
                 minute = edges[k] // 60_000
                 path = out / f"{day:%Y/%m/%d}" / f"{minute // 60:02d}" / f"{minute % 60:02d}.json.bz2"
-                pending.append(pool.submit(_write, path, [e[2] for e in events[i:j]], compresslevel))
+                pending.append(pool.submit(_write, path, [_line(e) for e in events[i:j]], compresslevel))
                 i = j
             while len(pending) > 2 * workers:  # bound the bodies held in memory
                 pending.pop(0).result()

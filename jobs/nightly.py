@@ -337,6 +337,7 @@ def _dts_by_file(stage: Path) -> dict[str, list[str]]:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # keep the summary the last line of stdout
     try:
         summary = run(parse_args(argv))
     except (ValueError, FileNotFoundError) as e:
@@ -348,7 +349,7 @@ def main(argv=None) -> int:
         log.info("scored %d tweets from %d new + %d changed files into %s; %d rows deleted; %.1fs",
                  summary["scored"], summary["files_new"], summary["files_changed"], summary["partitions_written"],
                  summary["rows_deleted"], summary["wall_seconds"])
-    print(json.dumps(summary, default=str))
+    print(json.dumps(summary, default=str), flush=True)
     return 0
 
 

@@ -137,12 +137,24 @@ def parse_args(argv=None) -> QueryConfig:
 
 
 def model_versions(scores) -> list[str]:
-    """Model versions present, the latest (greatest scored_at) first."""
+    """Model versions present (from the file listing, no Spark job), sorted."""
+    from urllib.parse import unquote
+
+    found = set()
+    for path in scores.inputFiles():
+        for part in path.split("/"):
+            if part.startswith("model_version="):
+                found.add(unquote(part[len("model_version="):]))
+    return sorted(found)
+
+
+def latest_model_version(scores) -> str | None:
+    """The model version with the greatest scored_at."""
     from pyspark.sql import functions as F
 
-    rows = (scores.groupBy("model_version").agg(F.max("scored_at").alias("t"))
-            .orderBy(F.desc_nulls_last("t"), F.desc("model_version")).collect())
-    return [r["model_version"] for r in rows]
+    row = (scores.groupBy("model_version").agg(F.max("scored_at").alias("t"))
+           .orderBy(F.desc_nulls_last("t"), F.desc("model_version")).first())
+    return row["model_version"] if row else None
 
 
 def hashtag_pattern(tag: str) -> str:
@@ -202,8 +214,9 @@ def _latest_per_tweet(df):
 
 
 def compare(scores, version_a: str, version_b: str):
-    """(per-day DataFrame, total DataFrame) over the tweet ids both versions scored: n,
-    agreement (share of equal labels), mean_abs_diff, mean_score_a, mean_score_b."""
+    """Per dt, over the tweet ids both versions scored: n, agreement (share of equal labels),
+    mean_abs_diff (mean |score A - score B|), mean_score_a, mean_score_b. A tweet scored twice
+    by one version counts once (its latest score)."""
     from pyspark.sql import functions as F
 
     def side(version, suffix):
@@ -216,28 +229,43 @@ def compare(scores, version_a: str, version_b: str):
             F.avg((F.col("label_a") == F.col("label_b")).cast("double")).alias("agreement"),
             F.avg(F.abs(F.col("score_a") - F.col("score_b"))).alias("mean_abs_diff"),
             F.avg("score_a").alias("mean_score_a"), F.avg("score_b").alias("mean_score_b")]
-    return both.groupBy("dt").agg(*aggs).orderBy("dt"), both.agg(*aggs)
+    return both.groupBy("dt").agg(*aggs).orderBy("dt")
+
+
+def with_total(per_day):
+    """Per-day compare rows (pandas) + a last row, dt "all", over all days: every column but n
+    is a mean, so the total is the n-weighted mean of the days (exact, one Spark job)."""
+    import pandas as pd
+
+    out = per_day.copy()
+    out["dt"] = out["dt"].astype(str)
+    n = out["n"].sum()
+    total = {"dt": "all", "n": n}
+    for c in out.columns[2:]:
+        total[c] = (out[c] * out["n"]).sum() / n if n else float("nan")
+    out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+    out["n"] = out["n"].astype("int64")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # reading and writing
 
 
-def _scores(spark, cfg: QueryConfig, views: list[str]):
-    if "scores" not in views:
+def _scores(cfg: QueryConfig, scores):
+    if scores is None:
         raise ValueError(f"no scores table under {cfg.output} (expected {cfg.output}/scores/model_version=V/dt=D/)")
-    scores = spark.table("scores")
     if cfg.text_filter and "text" not in scores.columns:
         raise ValueError("--keyword and --hashtag need the tweet text, and this scores table has no text column; "
                          "score with --include-text to keep it")
     return scores
 
 
-def _version(available: list[str], requested: str | None, flag: str) -> str:
+def _version(scores, available: list[str], requested: str | None, flag: str) -> str:
     if not available:
         raise ValueError("the scores table is empty")
     if requested is None:
-        return available[0]
+        return latest_model_version(scores)
     if requested not in available:
         raise ValueError(f"unknown {flag} {requested!r}; present: {', '.join(available)}")
     return requested
@@ -247,31 +275,22 @@ def run(cfg: QueryConfig, spark):
     """The report as (pandas DataFrame, a title line)."""
     from pyspark.sql import functions as F
 
-    from sentiment_core.tables import register_tables
+    from sentiment_core.tables import read_table, register_tables
 
-    views = register_tables(spark, cfg.output)
-    if not views:
-        raise ValueError(f"no output tables under {cfg.output}")
     if cfg.report == "sql":
+        views = register_tables(spark, cfg.output)
+        if not views:
+            raise ValueError(f"no output tables under {cfg.output}")
         df = spark.sql(cfg.query)
         return (df.toPandas() if cfg.out else df.limit(cfg.max_rows + 1).toPandas()), f"sql over {', '.join(views)}"
 
-    scores = _scores(spark, cfg, views)
+    scores = _scores(cfg, read_table(spark, cfg.output, "scores"))
     available = model_versions(scores)
-    version = _version(available, cfg.model_version, "--model-version")
+    version = _version(scores, available, cfg.model_version, "--model-version")
     filtered = filter_scores(scores, cfg)
     if cfg.report == "compare":
-        other = _version(available, cfg.other_version, "--other-version")
-        per_day, total = compare(filtered, version, other)
-        pdf = per_day.toPandas()
-        pdf["dt"] = pdf["dt"].astype(str)
-        tot = total.toPandas()
-        tot.insert(0, "dt", "all")
-        import pandas as pd
-
-        out = pd.concat([pdf, tot], ignore_index=True) if len(pdf) else tot
-        out["n"] = out["n"].astype("int64")
-        return out, f"compare A = {version}, B = {other}"
+        other = _version(scores, available, cfg.other_version, "--other-version")
+        return with_total(compare(filtered, version, other).toPandas()), f"compare A = {version}, B = {other}"
     mine = filtered.where(F.col("model_version") == F.lit(version))
     if cfg.report == "trend":
         return trend(mine, cfg.by, cfg.positive_label).toPandas(), f"trend by {cfg.by}, model {version}"
@@ -309,16 +328,22 @@ def plot_trend(pdf, path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = pdf.columns[0]
+    import matplotlib.dates as mdates
+    import pandas as pd
+
+    by_day = pdf.columns[0] == "dt"
+    x = pd.to_datetime(pdf[pdf.columns[0]])
     fig, ax = plt.subplots(figsize=(10, 4.5))
     try:
         counts = ax.twinx()
-        counts.bar(pdf[x], pdf["tweets"], color="lightgray", label="tweets",
-                   width=0.8 if x == "dt" else 1 / 30)
+        counts.bar(x, pdf["tweets"], color="lightgray", label="tweets", width=0.8 if by_day else 0.8 / 24)
         counts.set_ylabel("tweets")
         ax.set_zorder(counts.get_zorder() + 1)
         ax.patch.set_visible(False)
-        ax.plot(pdf[x], pdf["share_positive"], marker="o", color="tab:blue", label="share positive")
+        ax.plot(x, pdf["share_positive"], marker="o", color="tab:blue", label="share positive")
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d" if by_day else "%Y-%m-%d %H:%M"))
+        if by_day and len(x) <= 31:
+            ax.set_xticks(x)
         ax.set_ylim(0, 1)
         ax.set_ylabel("share positive")
         ax.set_title(title)

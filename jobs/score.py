@@ -228,6 +228,9 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # spark-submit merges the driver's stderr into stdout, and py4j logs at INFO when the gateway
+    # closes at exit: keep it quiet so the summary stays the last line of stdout
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         cfg = parse_args(argv)
         summary = run(cfg)
@@ -237,7 +240,7 @@ def main(argv=None) -> int:
     log.info("scored %d tweets in %.1fs (%.1f tweets/s); rejected %d, deletes %d, filtered %d+%d",
              summary["scored"], summary["wall_seconds"], summary["tweets_per_second"] or 0, summary["rejected"],
              summary["delete_notices"], summary["filtered_lang"], summary["filtered_duplicate"])
-    print(json.dumps(summary))
+    print(json.dumps(summary), flush=True)
     return 0
 
 

@@ -36,6 +36,12 @@ def spark():
     session.stop()
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that need their own Spark cluster (separate JVMs) stop the shared local[2] session:
+    run them after every test that uses it."""
+    items.sort(key=lambda item: item.module.__name__.endswith("test_cluster"))
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     from tests.tinybert import make_tiny_bert

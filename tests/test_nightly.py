@@ -1,0 +1,165 @@
+"""The nightly job on a generated 3-day archive: incremental runs, no-op re-run, late file, delete
+on a later day, a run killed mid-commit and its recovery, a second model version."""
+from __future__ import annotations
+
+import bz2
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+DAYS = ["2021-01-01", "2021-01-02", "2021-01-03"]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    from bench.make_archive import generate
+
+    root = tmp_path_factory.mktemp("archive")
+    generate(root, days=3, tweets_per_day=120, start=DAYS[0], seed=3, files_per_day=2)
+    return root
+
+
+def nightly(spark, archive, artifact, out, *extra):
+    from jobs import nightly as N
+
+    return N.run(N.parse_args(["--archive-root", str(archive), "--model", str(artifact), "--output", str(out), *extra]),
+                 spark=spark)
+
+
+def table(out: Path) -> pd.DataFrame:
+    import pyarrow.dataset as ds
+
+    t = ds.dataset(str(out / "scores"), format="parquet", partitioning="hive").to_table().to_pandas()
+    t["dt"] = t["dt"].astype(str)
+    return t.drop(columns=["run_id", "scored_at"]).sort_values(["model_version", "tweet_id"]).reset_index(drop=True)
+
+
+def assert_same_table(a: pd.DataFrame, b: pd.DataFrame):
+    assert not a.duplicated(["model_version", "dt", "tweet_id"]).any()
+    assert list(a["tweet_id"]) == list(b["tweet_id"])
+    assert (a["label"] == b["label"]).all() and (a["dt"] == b["dt"]).all()
+    assert np.max(np.abs(a["score"].to_numpy() - b["score"].to_numpy())) <= 1e-5
+    cols = [c for c in a.columns if c != "score"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def archive_lines(archive: Path, day: str):
+    y, m, d = day.split("-")
+    for f in sorted((archive / y / m / d).rglob("*.json.bz2")):
+        for line in bz2.open(f, "rt"):
+            yield json.loads(line)
+
+
+@pytest.fixture(scope="module")
+def clean(spark, archive, tiny_artifact, tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    s = nightly(spark, archive, tiny_artifact, out)
+    assert s["reconciled"] and s["files_new"] == 6
+    return table(out)
+
+
+def test_night_by_night_then_noop_equals_clean_run(spark, archive, tiny_artifact, tmp_path, clean):
+    out = tmp_path / "out"
+    for day in DAYS:
+        s = nightly(spark, archive, tiny_artifact, out, "--date", day)
+        assert s["files_new"] == 2 and not s["noop"] and s["reconciled"]
+    again = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[-1])
+    assert again["noop"] is True and again["files_new"] == 0
+    assert_same_table(table(out), clean)
+    log = pd.read_parquet(out / "run_log")
+    assert len(log) == 4 and log["noop"].sum() == 1
+
+
+def test_delete_on_a_later_day_removes_the_earlier_tweet(spark, archive, tiny_artifact, tmp_path, clean):
+    day1_ids = {t["id_str"] for t in archive_lines(archive, DAYS[0]) if "delete" not in t}
+    late = [t["delete"]["status"]["id_str"] for day in DAYS[1:] for t in archive_lines(archive, day)
+            if "delete" in t and t["delete"]["status"]["id_str"] in day1_ids]
+    assert late, "the generator should delete some day-1 tweets on later days"
+    out = tmp_path / "out"
+    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+    assert set(late) <= set(table(out)["tweet_id"])
+    nightly(spark, archive, tiny_artifact, out, "--from", DAYS[1], "--to", DAYS[2])
+    final = table(out)
+    assert not set(late) & set(final["tweet_id"])
+    assert not set(late) & set(clean["tweet_id"])
+
+
+def test_late_file_rescores_its_day(spark, archive, tiny_artifact, tmp_path):
+    from bench.make_archive import generate
+
+    arch = tmp_path / "arch"
+    shutil.copytree(archive, arch)
+    out = tmp_path / "out"
+    nightly(spark, arch, tiny_artifact, out)
+    before = table(out)
+    extra = tmp_path / "extra"
+    generate(extra, days=1, tweets_per_day=40, start=DAYS[0], seed=99, files_per_day=1)
+    late = arch / "2021" / "01" / "01" / "23" / "59.json.bz2"
+    late.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(extra.rglob("*.json.bz2")), late)
+    s = nightly(spark, arch, tiny_artifact, out, "--date", DAYS[0])
+    assert s["files_new"] == 1 and DAYS[0] in s["partitions_written"]
+    after = table(out)
+    assert set(before["tweet_id"]) <= set(after["tweet_id"])  # nothing lost
+    assert len(after) > len(before)
+    clean_out = tmp_path / "clean"
+    nightly(spark, arch, tiny_artifact, clean_out)
+    assert_same_table(after, table(clean_out))
+
+
+@pytest.mark.parametrize("fault", ["before_commit", "mid_commit", "after_manifest"])
+def test_killed_run_leaves_readable_state_and_recovers(spark, archive, tiny_artifact, tmp_path, clean, fault):
+    out = tmp_path / "out"
+    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+    day1 = table(out)
+    env = {**os.environ, "TWEET_SENTIMENT_FAULT": fault, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "jobs.nightly", "--archive-root", str(archive), "--model", str(tiny_artifact),
+           "--output", str(out)]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == -9, res.stderr[-3000:]
+    # the killed run left a readable table: the previous state or, past the commit point, the new one
+    state = table(out)
+    if fault == "before_commit":  # not committed: exactly the previous state
+        assert_same_table(state, day1)
+    elif fault == "after_manifest":  # every partition moved already
+        assert_same_table(state, clean)
+    else:  # mid-commit: each partition is whole (old or new), none missing
+        assert set(day1["dt"]) <= set(state["dt"])
+        for d, rows in state.groupby("dt"):
+            ids = set(rows["tweet_id"])
+            assert ids == set(day1[day1["dt"] == d]["tweet_id"]) or ids == set(clean[clean["dt"] == d]["tweet_id"])
+    assert not state.duplicated(["model_version", "dt", "tweet_id"]).any()
+    s = nightly(spark, archive, tiny_artifact, out)
+    if fault == "before_commit":
+        assert s["files_new"] == 4 and not s["recovered_runs"]
+    else:
+        assert s["recovered_runs"] and s["noop"]
+    assert_same_table(table(out), clean)
+    assert not any((out / "_staging").iterdir()) and not any((out / "_journal").iterdir())
+
+
+def test_new_model_version_alongside_the_old(spark, archive, tiny_artifact, tmp_path):
+    out = tmp_path / "out"
+    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+    v2 = tmp_path / "v2"
+    shutil.copytree(tiny_artifact, v2)
+    meta = json.loads((v2 / "metadata.json").read_text())
+    (v2 / "metadata.json").write_text(json.dumps({**meta, "model_version": meta["model_version"] + "-v2"}))
+    s = nightly(spark, archive, v2, out, "--date", DAYS[0])
+    assert s["noop"], "a new version does not silently re-score history"
+    s = nightly(spark, archive, v2, out, "--date", DAYS[0], "--rescore")
+    assert s["files_new"] == 2
+    t = table(out)
+    versions = t.groupby("model_version")["tweet_id"].apply(set)
+    assert len(versions) == 2 and versions.iloc[0] == versions.iloc[1]
+    assert sorted(p.name for p in (out / "scores").iterdir()) == sorted(
+        f"model_version={v}" for v in (meta["model_version"], meta["model_version"] + "-v2"))
