@@ -64,11 +64,13 @@ def tutorial_way(artifact: Path, texts: list[str]) -> float:
 
     t, k = tf(), keras()
     meta = json.loads((artifact / "metadata.json").read_text())
-    sig = t.saved_model.load(str(artifact / "saved_model")).signatures["serving_default"]
+    loaded = t.saved_model.load(str(artifact / "saved_model"))  # kept alive: the signature needs its variables
+    sig = loaded.signatures["serving_default"]
     ids_in = k.Input((64,), dtype="int32", name="input_ids")
     mask_in = k.Input((64,), dtype="int32", name="attention_mask")
     out = k.layers.Lambda(lambda x: sig(input_ids=x[0], attention_mask=x[1])["score"])([ids_in, mask_in])
     model = k.Model([ids_in, mask_in], out)
+    model._saved_model = loaded
     tok = BertTokenizer(str(artifact / "vocab.txt"), do_lower_case=meta["do_lower_case"])
     model.predict([np.zeros((64, 64), np.int32), np.ones((64, 64), np.int32)], batch_size=64, verbose=0)  # warm
     t0 = time.perf_counter()
