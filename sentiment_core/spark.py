@@ -36,6 +36,8 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     The master is never hard-coded: spark-submit (or ``spark.master`` in ``conf``) decides; when
     nothing sets it, as under ``python -m jobs.score``, the embedded default ``local[*]`` is used."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers fork from a driver that may have tokenised already (e.g. the demo)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
