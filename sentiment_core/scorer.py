@@ -94,19 +94,16 @@ class Scorer:
 
 _cache: dict[tuple, Scorer] = {}
 _lock = threading.Lock()
-load_count = 0  # models loaded by this process
 load_counts: dict[str, int] = {}  # loads per artifact path (tests prove once-per-worker loading with it)
 
 
 def get_scorer(artifact: str, device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                intra_op_threads: int | None = None) -> Scorer:
     """The process-wide scorer for this artifact and device, loaded on first use."""
-    global load_count
     key = (os.path.abspath(artifact), device, int(batch_size))
     with _lock:
         scorer = _cache.get(key)
         if scorer is None:
             scorer = _cache[key] = Scorer(artifact, device, batch_size, intra_op_threads)
-            load_count += 1
             load_counts[key[0]] = load_counts.get(key[0], 0) + 1
         return scorer

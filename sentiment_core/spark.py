@@ -90,7 +90,7 @@ def parse_files(batches: Iterator[pd.DataFrame], chunk: int = 10_000) -> Iterato
         for path, fmt in zip(files["path"], files["fmt"]):
             buf: list[readers.Record] = []
             for n, rec in enumerate(readers.read_file(path, fmt), 1):
-                if rec[1].get("line_no") is None:
+                if rec[0] != "reject":  # tweets and deletes: their position, a deterministic order key
                     rec[1]["line_no"] = n
                 buf.append(rec)
                 if len(buf) >= chunk:
