@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.score import MARKER, count_records, prepare_tweets, score_tweets
+from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
 
 log = logging.getLogger("jobs.nightly")
@@ -59,6 +60,7 @@ class NightlyConfig:
     lang: tuple[str, ...] = ()
     include_text: bool = False
     batch_size: int = 64
+    backend: str = "auto"
     partitions: int = 0
     files_per_task: int = 4
 
@@ -89,6 +91,7 @@ def parse_args(argv=None) -> NightlyConfig:
     p.add_argument("--lang", nargs="+", action="extend", default=[])
     p.add_argument("--include-text", action="store_true")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime, as in jobs/score.py")
     p.add_argument("--partitions", type=int, default=0)
     p.add_argument("--files-per-task", type=int, default=4)
     ns = vars(p.parse_args(argv))
@@ -204,6 +207,8 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
 
     t0 = time.perf_counter()
     meta = load_metadata(cfg.model)
+    if cfg.backend != "auto":
+        resolve_backend(meta, cfg.backend)  # an explicit backend the artifact lacks: fail before Spark
     version = meta["model_version"]
     out = Path(cfg.output)
     _check_output(out)
@@ -242,7 +247,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         artifact = meta["path"]
         partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, -(-counts["to_score"] // 20_000))
         scored = score_tweets(prepare_tweets(records, cfg.lang), artifact, cfg.batch_size, partitions, version,
-                              run_id, cfg.include_text).drop("model_version")
+                              run_id, cfg.include_text, cfg.backend).drop("model_version")
         t_score = time.perf_counter()
         scored.write.mode("overwrite").partitionBy("dt").parquet(str(stage / "new"))
         score_seconds = time.perf_counter() - t_score

@@ -28,6 +28,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sentiment_core.scorer import BACKENDS, resolve_backend
+
 log = logging.getLogger("jobs.score")
 
 MARKER = "_tweet_sentiment.json"
@@ -44,6 +46,7 @@ class ScoreConfig:
     lang: tuple[str, ...] = field(default=(), metadata={"help": "keep only tweets in these languages"})
     include_text: bool = field(default=False, metadata={"help": "keep the tweet text in the output"})
     batch_size: int = field(default=64, metadata={"help": "model mini-batch size inside the UDF"})
+    backend: str = field(default="auto", metadata={"help": "auto|tf|onnx|onnx-int8 (sentiment_core.scorer)"})
     partitions: int = field(default=0, metadata={"help": "scoring tasks (0: from the row count)"})
     files_per_task: int = field(default=4, metadata={"help": "input files parsed per read task"})
     overwrite: bool = field(default=False, metadata={"help": "replace all earlier output (or write into a non-job dir)"})
@@ -56,6 +59,8 @@ class ScoreConfig:
     def __post_init__(self):
         if self.format not in INPUT_FORMATS:
             raise ValueError(f"--format must be one of {INPUT_FORMATS}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {BACKENDS}")
         if self.batch_size < 1 or self.partitions < 0 or self.files_per_task < 1:
             raise ValueError("--batch-size and --files-per-task must be >= 1, --partitions >= 0")
 
@@ -69,6 +74,9 @@ def parse_args(argv=None) -> ScoreConfig:
     p.add_argument("--lang", nargs="+", action="extend", default=[], help="e.g. --lang en")
     p.add_argument("--include-text", action="store_true")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="model runtime: auto (ONNX Runtime on CPU executors when the artifact has it, "
+                        "else TensorFlow), tf, onnx, onnx-int8 (faster, slightly different scores)")
     p.add_argument("--partitions", type=int, default=0)
     p.add_argument("--files-per-task", type=int, default=4)
     p.add_argument("--overwrite", action="store_true")
@@ -96,6 +104,8 @@ def validate(cfg: ScoreConfig) -> tuple[dict, list[str]]:
     from sentiment_core.artifact import load_metadata
 
     meta = load_metadata(cfg.model)
+    if cfg.backend != "auto":
+        resolve_backend(meta, cfg.backend)  # an explicit backend the artifact lacks: fail now
     files = readers.list_input_files(list(cfg.inputs))
     if not files:
         raise ValueError(f"no input files under {list(cfg.inputs)}")
@@ -117,7 +127,7 @@ def prepare_tweets(records, langs: tuple[str, ...]):
 
 
 def score_tweets(tweets, artifact: str, batch_size: int, partitions: int, model_version: str, run_id: str,
-                 include_text: bool):
+                 include_text: bool, backend: str = "auto"):
     """Canonical tweets -> output rows. Rows are hash-partitioned by id and sorted by text length
     within each task: mini-batches of similar length pad little, and the order (so the output)
     is the same on every run."""
@@ -127,7 +137,7 @@ def score_tweets(tweets, artifact: str, batch_size: int, partitions: int, model_
 
     scored = (tweets.repartition(partitions, "tweet_id")
               .sortWithinPartitions(F.length("text"), "tweet_id")
-              .withColumn("_s", score_udf(artifact, batch_size)(F.col("text"))))
+              .withColumn("_s", score_udf(artifact, batch_size, backend)(F.col("text"))))
     cols = ["tweet_id", "created_at", "user", "lang"] + (["text"] if include_text else []) + [
         "is_retweet", "source_file", F.col("_s.score").alias("score"), F.col("_s.label").alias("label"),
         F.lit(run_id).alias("run_id"), F.current_timestamp().alias("scored_at"),
@@ -192,15 +202,17 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, -(-counts["to_score"] // 20_000))
         t_score = time.perf_counter()
         scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
-                              cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text)
+                              cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend)
         # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
         # may be in the default static mode, which would wipe every other partition
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
          .partitionBy("model_version", "dt").parquet(str(out / "scores")))
         score_seconds = time.perf_counter() - t_score
-        written = spark.read.parquet(str(out / "scores")).where(F.col("run_id") == run_id)
-        check = written.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids")).first()
-        dts = sorted(str(r["dt"]) for r in written.select("dt").distinct().collect())
+        # read back what this run wrote, one job: rows and distinct ids per dt (a tweet has one dt)
+        per_dt = (spark.read.parquet(str(out / "scores")).where(F.col("run_id") == run_id).groupBy("dt")
+                  .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids")).collect())
+        check = {"n": sum(r["n"] for r in per_dt), "ids": sum(r["ids"] for r in per_dt)}
+        dts = sorted(str(r["dt"]) for r in per_dt)
         records.unpersist()
     finally:
         if own_session:

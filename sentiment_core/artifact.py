@@ -8,7 +8,14 @@ Layout::
                           ``score`` (float32 [batch], probability of ``positive_label``) and
                           ``probabilities`` (float32 [batch, len(labels)])
       tokenizer.json      the fast tokenizer (plus vocab.txt, tokenizer_config.json)
-      metadata.json       see REQUIRED_KEYS
+      model.onnx          optional: the same weights for ONNX Runtime (fp32, fused BERT operators)
+      model.int8.onnx     optional: the same graph with int8 weights
+      metadata.json       see REQUIRED_KEYS; ``backends`` records each ONNX file's sha256 and its
+                          check against the SavedModel (training/onnx_export.py)
+
+The ONNX files are derived from the SavedModel's weights and verified against it; they are the
+only files ever added to a published artifact (``python -m training.onnx_export``), since they
+change no score beyond the recorded tolerance and not the model version.
 
 Scoring reads labels, threshold, max length and text normalisation from ``metadata.json``, never
 from constants. :func:`load_metadata` validates the directory and fails with one clear message.

@@ -61,6 +61,7 @@ def main(argv=None) -> int:
                    help="evaluate one split of the artifact's training split of this file")
     p.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--backend", default="auto", help="auto|tf|onnx|onnx-int8 (see sentiment_core.scorer)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -72,18 +73,18 @@ def main(argv=None) -> int:
             raise ValueError(f"{args.data}: no labelled positive/negative rows to evaluate")
         from sentiment_core.scorer import Scorer
 
-        scorer = Scorer(args.model, batch_size=args.batch_size)
+        scorer = Scorer(args.model, batch_size=args.batch_size, backend=args.backend)
         probs = scorer.predict_proba(texts)[:, meta["labels"].index(meta["positive_label"])]
     except (ValueError, FileNotFoundError, ArtifactError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     threshold = meta["threshold"] if args.threshold is None else args.threshold
     metrics = binary_metrics(y, probs, threshold)
-    metrics.update(model_version=meta["model_version"], data=os.path.abspath(args.data), **info)
+    metrics.update(model_version=meta["model_version"], backend=scorer.backend, data=os.path.abspath(args.data), **info)
     out_dir = Path(args.model) / "evaluations"
     try:
         out_dir.mkdir(exist_ok=True)
-        name = hashlib.sha1(f"{metrics['data']}|{args.split}|{threshold}".encode()).hexdigest()[:10]
+        name = hashlib.sha1(f"{metrics['data']}|{args.split}|{threshold}|{scorer.backend}".encode()).hexdigest()[:10]
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         (out_dir / f"{Path(args.data).stem}-{args.split}-{name}.json").write_text(
             json.dumps({**metrics, "evaluated_at": stamp}, indent=2))

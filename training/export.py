@@ -146,17 +146,41 @@ def export_artifact(run, model, encoder, tok_dir: Path, base_cfg: dict, info: di
     from sentiment_core.scorer import Scorer
 
     sample = test_texts[:EXPORT_CHECK_ROWS]
-    reloaded = Scorer(str(staging)).predict_proba(sample)[:, 1]
+    reference = Scorer(str(staging), backend="tf")
+    reloaded = reference.predict_proba(sample)[:, 1]
     diff = float(np.max(np.abs(reloaded - test_p[: len(sample)]))) if sample else 0.0
     if diff > EXPORT_TOLERANCE:
         shutil.rmtree(staging, ignore_errors=True)
         raise A.ArtifactError(f"exported model disagrees with the trained model: max |diff| {diff:.2e} > "
                               f"{EXPORT_TOLERANCE:.0e} on {len(sample)} test rows; export aborted")
     meta["export_check"] = {"rows": len(sample), "max_abs_diff": diff}
+    meta["backends"] = _onnx_backends(staging, model, cfg.pooling, reference, test_texts, test_y, threshold)
     (staging / A.METADATA).write_text(json.dumps(meta, indent=2, default=_json_default))
     final = A.publish(staging, run.artifact_dir)
     log.info("exported %s (reload check: max |diff| %.2e over %d rows)", final, diff, len(sample))
     return final.resolve()
+
+
+def _onnx_backends(staging: Path, model, pooling: str, reference, test_texts, test_y, threshold: float) -> dict:
+    """model.onnx / model.int8.onnx from the trained weights, each checked against the exported
+    SavedModel; the test metrics of each go into the metadata so a user can weigh int8's speed
+    against its accuracy."""
+    from sentiment_core.scorer import Scorer
+    from training.onnx_export import bert_weights, write_backends
+
+    heads, eps = None, 1e-12
+    for layer in model.layers:
+        if hasattr(layer, "config") and hasattr(layer.config, "num_attention_heads"):
+            heads, eps = int(layer.config.num_attention_heads), float(layer.config.layer_norm_eps)
+    if heads is None:
+        return {"onnx_error": "no BERT layer with a config found in the model"}
+    backends = write_backends(staging, bert_weights(model.variables), heads, pooling, reference.predict_proba,
+                              test_texts[:1024], layer_norm_eps=eps)
+    for name in ("onnx", "onnx-int8"):
+        if name in backends:
+            probs = Scorer(str(staging), backend=name, _unchecked=True).predict_proba(test_texts)[:, 1]
+            backends[name]["test_metrics"] = binary_metrics(test_y, probs, threshold)
+    return backends
 
 
 def _json_default(o):

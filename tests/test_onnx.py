@@ -1,0 +1,114 @@
+"""The artifact's ONNX Runtime backends (training.onnx_export, sentiment_core.scorer): written at
+export from the trained weights, checked against the SavedModel, chosen by ``auto`` on CPU, and
+refused when missing or tampered with."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from jobs import score as job
+from sentiment_core.artifact import ArtifactError
+from tests.conftest import FIXTURES
+
+V1_SAMPLE = FIXTURES / "archives" / "v1_sample.jsonl"
+TEXTS = ["I love this so much!!! :)", "worst day ever, everything broke", "ok", "",
+         "@someone http://t.co/x &amp; sooo gooood", "word " * 200, "日本語のツイート 🎉"]
+
+
+def _texts_from_fixture() -> list[str]:
+    out = []
+    for line in V1_SAMPLE.read_text().splitlines():
+        obj = json.loads(line)
+        if "text" in obj:
+            out.append(obj.get("extended_tweet", {}).get("full_text") or obj["text"])
+    return out
+
+
+def test_export_records_checked_backends(tiny_artifact):
+    meta = json.loads((tiny_artifact / "metadata.json").read_text())
+    b = meta["backends"]
+    for name, fname in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx")):
+        assert b[name]["file"] == fname and (tiny_artifact / fname).is_file()
+        assert b[name]["check"]["rows"] > 0
+        assert set(b[name]["test_metrics"]) >= {"accuracy", "f1", "roc_auc"}
+    assert b["onnx"]["check"]["max_abs_diff"] <= 1e-4
+
+
+def test_backends_agree_with_saved_model(tiny_artifact):
+    from sentiment_core.scorer import Scorer
+
+    texts = TEXTS + _texts_from_fixture()
+    ref = Scorer(str(tiny_artifact), backend="tf").predict_proba(texts)
+    auto = Scorer(str(tiny_artifact))
+    assert auto.backend == "onnx"
+    got = auto.predict_proba(texts)
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-5
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-6)
+    int8 = Scorer(str(tiny_artifact), backend="onnx-int8").predict_proba(texts)
+    assert np.abs(int8 - ref).max() < 0.2  # quantized: close, not equal
+    s, labels = auto.score(texts)
+    assert s.dtype == np.float32 and set(labels) <= {"negative", "positive"}
+
+
+def test_tampered_or_missing_backend(tiny_artifact, tmp_path):
+    from sentiment_core.scorer import Scorer
+
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    with open(art / "model.onnx", "r+b") as f:
+        f.seek(-8, 2)
+        f.write(b"\x00" * 8)
+    with pytest.raises(ArtifactError, match="sha256"):
+        Scorer(str(art), backend="onnx")
+
+    # an artifact exported before the ONNX backends existed: auto scores with TF, an explicit
+    # request says how to add them, and adding them gives the same scores as TF
+    meta = json.loads((art / "metadata.json").read_text())
+    meta.pop("backends")
+    (art / "metadata.json").write_text(json.dumps(meta))
+    for f in ("model.onnx", "model.int8.onnx"):
+        (art / f).unlink()
+    assert Scorer(str(art)).backend == "tf"
+    with pytest.raises(ArtifactError, match="training.onnx_export"):
+        Scorer(str(art), backend="onnx")
+
+    from training.onnx_export import add_to_artifact
+
+    backends = add_to_artifact(str(art), TEXTS)
+    assert "onnx" in backends and backends["onnx"]["check"]["max_abs_diff"] <= 1e-4
+    texts = _texts_from_fixture()
+    ref = Scorer(str(art), backend="tf").predict_proba(texts)
+    assert np.abs(Scorer(str(art), backend="onnx").predict_proba(texts) - ref).max() <= 1e-5
+
+
+def test_job_backends_give_the_same_output(spark, tiny_artifact, tmp_path):
+    rows = {}
+    for backend in ("tf", "onnx"):
+        out = tmp_path / backend
+        summary = job.run(job.parse_args(["--input", str(V1_SAMPLE), "--model", str(tiny_artifact),
+                                          "--output", str(out), "--backend", backend]), spark=spark)
+        assert summary["reconciled"] is True and summary["config"]["backend"] == backend
+        rows[backend] = spark.read.parquet(str(out / "scores")).toPandas().sort_values("tweet_id").reset_index(drop=True)
+    a, b = rows["tf"], rows["onnx"]
+    assert len(a) == len(b) > 0
+    assert a["tweet_id"].tolist() == b["tweet_id"].tolist()
+    assert np.abs(a["score"].to_numpy() - b["score"].to_numpy()).max() <= 1e-5
+    assert a["label"].tolist() == b["label"].tolist()
+
+
+def test_job_refuses_missing_backend_before_spark(tiny_artifact, tmp_path, capsys):
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    meta = json.loads((art / "metadata.json").read_text())
+    meta["backends"].pop("onnx-int8")
+    (art / "metadata.json").write_text(json.dumps(meta))
+    rc = job.main(["--input", str(V1_SAMPLE), "--model", str(art), "--output", str(tmp_path / "o"),
+                   "--backend", "onnx-int8"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "no onnx-int8 backend" in err
+    assert not (tmp_path / "o").exists()
