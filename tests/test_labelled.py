@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sentiment_core.labelled import ReadStats, detect_format, read_labelled
+from tests.conftest import FIXTURES
 
 S140_BYTES = (
     b'"0","1","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","alice","I said "no", twice, ok?"\n'
@@ -79,3 +80,24 @@ def test_real_sentiment140_counts():
     stats = ReadStats()
     n = sum(len(c.ids) for c in read_labelled(str(shared_data("sentiment140", "training.44k.csv")), "auto", stats))
     assert n == 44_694 and stats.rows == 44_694 and not stats.dropped
+
+
+def test_prepare_drops_holdout_ids(tmp_path):
+    """Tweets of an evaluation file never enter any split, and the drop is counted."""
+    from training.data import Source, prepare, read_split
+
+    src = FIXTURES / "sentiment140_300.csv"
+    lines = src.read_text(encoding="utf-8").splitlines()
+    held_ids = [line.split('","')[1] for line in lines[:40] if line.startswith(('"0"', '"4"'))]
+    holdout = tmp_path / "holdout.tsv"  # the SemEval layout: id<TAB>label<TAB>text
+    holdout.write_text("".join(f"{i}\tpositive\theld out tweet {i}\n" for i in held_ids))
+    base = prepare([Source(str(src))], tmp_path / "a", seed=42)
+    held = prepare([Source(str(src))], tmp_path / "b", seed=42, holdout=[Source(str(holdout))])
+    assert held["dropped"]["in_holdout"] == len(set(held_ids)) > 0
+    assert held["kept"] == base["kept"] - len(set(held_ids))
+    kept_ids = set()
+    for split in ("train", "validation", "test"):
+        ids, _, _ = read_split(tmp_path / "b", split)
+        kept_ids |= set(ids)
+    assert kept_ids.isdisjoint(held_ids)
+    assert len(kept_ids) == held["kept"]

@@ -45,9 +45,13 @@ class Source:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def prepare(sources: Sequence[Source], out_dir: Path, seed: int, max_rows: int | None = None) -> dict:
+def prepare(sources: Sequence[Source], out_dir: Path, seed: int, max_rows: int | None = None,
+            holdout: Sequence[Source] = ()) -> dict:
     """Write ``out_dir/{train-*.parquet, validation.parquet, test.parquet}`` and return a summary
-    with counts (read, dropped by reason, kept per split) and a fingerprint per split."""
+    with counts (read, dropped by reason, kept per split) and a fingerprint per split.
+
+    Rows whose id is in a ``holdout`` file (an evaluation set) are dropped and counted, so that a
+    test set drawn from the same pool as the training files never leaks into training."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -96,6 +100,13 @@ def prepare(sources: Sequence[Source], out_dir: Path, seed: int, max_rows: int |
     dup_rows = int(pc.sum(consistent["row_count"]).as_py() or 0) - consistent.num_rows
     dropped["conflicting_label_duplicate_id"] = conflict_rows
     dropped["duplicate_id"] = dup_rows
+    if holdout:
+        held = pa.array(sorted({i for h in holdout for c in read_labelled(h.path, h.fmt, ReadStats(),
+                                                                          text_col=h.text_col, label_col=h.label_col,
+                                                                          id_col=h.id_col) for i in c.ids}), pa.string())
+        in_holdout = pc.is_in(keys["id"], value_set=held).to_numpy(zero_copy_only=False)
+        dropped["in_holdout"] = int((keep & in_holdout).sum())
+        keep &= ~in_holdout
     if max_rows is not None and keep.sum() > max_rows:
         h_sample = keys["h_sample"].to_numpy()
         cand = np.flatnonzero(keep)
@@ -150,7 +161,8 @@ def prepare(sources: Sequence[Source], out_dir: Path, seed: int, max_rows: int |
             raise ValueError(f"the {s} split is empty ({int(keep.sum())} rows kept after cleaning); "
                              "give more data or a larger --max-rows")
     summary = {
-        "sources": [s.as_dict() for s in sources], "seed": seed, "max_rows": max_rows,
+        "sources": [s.as_dict() for s in sources], "holdout": [h.as_dict() for h in holdout],
+        "seed": seed, "max_rows": max_rows,
         "per_source": per_source, "rows_read": sum(s["rows"] for s in per_source.values()),
         "dropped": dropped, "kept": int(keep.sum()), "splits": splits, "train_shards": n_shards,
     }

@@ -34,6 +34,8 @@ class TrainConfig:
     data: tuple[str, ...] = field(metadata={"help": "labelled tweet file(s); repeat --data for several"})
     output_dir: str = field(metadata={"help": "run directory: checkpoints, logs, plots and the artifact"})
     format: str = field(default="auto", metadata={"help": "sentiment140|semeval|table|auto (per file)"})
+    holdout: tuple[str, ...] = field(default=(), metadata={
+        "help": "labelled file(s) kept for evaluation: tweets with their ids never enter any split; repeat"})
     text_col: str = field(default="text", metadata={"help": "text column (table format)"})
     label_col: str = field(default="label", metadata={"help": "label column (table format)"})
     id_col: str | None = field(default=None, metadata={"help": "id column (table format; default: hash of text)"})
@@ -50,7 +52,8 @@ class TrainConfig:
     seed: int = field(default=42, metadata={"help": "seed for split, sampling, shuffling, init"})
     patience: int = field(default=1, metadata={"help": "epochs without val-loss improvement before stopping"})
     normalization: str = field(default=DEFAULT_NORMALIZER, metadata={"help": f"text normalisation {sorted(NORMALIZERS)}"})
-    tune_threshold: bool = field(default=False, metadata={"help": "pick the decision threshold on validation"})
+    tune_threshold: bool = field(default=True, metadata={
+        "help": "pick the decision threshold that maximises validation accuracy (else 0.5)"})
     fixed_padding: bool = field(default=False, metadata={"help": "pad every batch to max_length (baseline)"})
     checkpoint_every: int = field(default=200, metadata={"help": "save resume state every N steps"})
     log_every: int = field(default=20, metadata={"help": "CSV/TensorBoard row every N steps"})
@@ -94,15 +97,18 @@ def parse_args(argv=None) -> TrainConfig:
         kw = {"help": f.metadata.get("help", ""), "dest": f.name}
         if f.name == "data":
             p.add_argument(flag, action="append", required=True, **kw)
+        elif f.name == "holdout":
+            p.add_argument(flag, action="append", default=[], **kw)
         elif f.name == "output_dir":
             p.add_argument(flag, required=True, **kw)
         elif f.type in ("bool", bool):
-            p.add_argument(flag, action="store_true", **kw)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, **kw)
         else:
             typ = {"int": int, "float": float, "int | None": int}.get(str(f.type), str)
             p.add_argument(flag, type=typ, default=f.default, **kw)
     ns = p.parse_args(argv)
     ns.data = tuple(ns.data)
+    ns.holdout = tuple(ns.holdout)
     return TrainConfig(**vars(ns))
 
 
@@ -131,7 +137,8 @@ class Run:
 
     def start(self) -> bool:
         """Create or re-open the run. Returns True when resuming an earlier start."""
-        key = json.loads(json.dumps({"config": self.cfg.resume_key(), "sources": _source_stamp(self.cfg.data)}))
+        key = json.loads(json.dumps({"config": self.cfg.resume_key(),
+                                     "sources": _source_stamp(self.cfg.data + self.cfg.holdout)}))
         cfg_file = self.dir / "run_config.json"
         if cfg_file.exists():
             old = json.loads(cfg_file.read_text())
@@ -157,7 +164,7 @@ def prepare_data(run: Run) -> dict:
     c = run.cfg
     sources = [Source(p, c.format, c.text_col, c.label_col, c.id_col) for p in c.data]
     tmp = run.dir / "data.tmp"
-    summary = prepare(sources, tmp, c.seed, c.max_rows)
+    summary = prepare(sources, tmp, c.seed, c.max_rows, holdout=[Source(p, "auto") for p in c.holdout])
     if run.data_dir.exists():
         shutil.rmtree(run.data_dir)
     os.rename(tmp, run.data_dir)
