@@ -38,7 +38,7 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Python workers fork from a driver that may have tokenised already (e.g. the demo)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
@@ -53,6 +53,9 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
         "spark.ui.showConsoleProgress": "false",
     }
     settings.update(conf or {})
+    # spark-submit's --master/--conf (and PYSPARK_SUBMIT_ARGS) live in the JVM: join (or start) the
+    # gateway before reading them, or the local default below would override a cluster's master
+    SparkContext._ensure_initialized()
     existing = SparkConf()
     if "spark.master" not in settings and not existing.contains("spark.master"):
         settings["spark.master"] = "local[*]"
@@ -198,30 +201,50 @@ def task_gpu() -> str | None:
     return gpus.addresses[0] if gpus is not None and gpus.addresses else None
 
 
-def worker_scorer(artifact: str, batch_size: int):
+def worker_scorer(artifact: str, batch_size: int, backend: str = "auto"):
     """The scorer of this Python worker: loaded on the first task, reused by later tasks. A task
-    with a GPU address runs on that GPU, with TF intra-op threads = the task's CPUs."""
+    with a GPU address runs TensorFlow on that GPU; a CPU task runs the artifact's ONNX backend when
+    it has one (``auto``), without importing TensorFlow. Threads per op = the task's CPUs."""
     from pyspark import TaskContext
 
-    from .scorer import get_scorer, select_device
+    from .artifact import load_metadata
+    from .scorer import get_scorer, resolve_backend, select_device
 
     ctx = TaskContext.get()
     cpus = ctx.cpus() if ctx is not None else None
     gpu = task_gpu()
+    path = resolve_artifact(artifact)
+    chosen = resolve_backend(load_metadata(path), backend, gpu=gpu is not None)
+    if chosen != "tf":
+        return get_scorer(path, batch_size=batch_size, intra_op_threads=cpus, backend=chosen)
     from .tfenv import tf
 
     tf(intra_op_threads=cpus)
-    device = select_device(gpu)
-    return get_scorer(resolve_artifact(artifact), device=device, batch_size=batch_size, intra_op_threads=cpus)
+    return get_scorer(path, device=select_device(gpu), batch_size=batch_size, intra_op_threads=cpus, backend="tf")
 
 
-def score_udf(artifact: str, batch_size: int):
+# Test-only fault injection, off by default: the first attempt of partition 0 fails, so Spark's
+# task retry is exercised (tests/test_faults.py).
+FAIL_FIRST_ATTEMPT_CONF = "spark.tweet_sentiment.test.failFirstAttempt"
+
+
+def score_udf(artifact: str, batch_size: int, backend: str = "auto"):
     """pandas UDF: text -> struct(score float, label string), model loaded once per worker."""
+    from pyspark.sql import SparkSession
     from pyspark.sql.functions import pandas_udf
+
+    active = SparkSession.getActiveSession()
+    fail_first = active is not None and active.conf.get(FAIL_FIRST_ATTEMPT_CONF, "false").lower() == "true"
 
     @pandas_udf("score float, label string")
     def score(texts: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        scorer = worker_scorer(artifact, batch_size)
+        if fail_first:
+            from pyspark import TaskContext
+
+            ctx = TaskContext.get()
+            if ctx is not None and ctx.partitionId() == 0 and ctx.attemptNumber() == 0:
+                raise RuntimeError(f"injected failure ({FAIL_FIRST_ATTEMPT_CONF}): attempt 0 of partition 0")
+        scorer = worker_scorer(artifact, batch_size, backend)
         for batch in texts:
             s, labels = scorer.score(batch.tolist())
             yield pd.DataFrame({"score": s, "label": labels})
