@@ -170,16 +170,21 @@ def _ort_session(artifact: str, meta: dict, backend: str, threads: int | None, c
 
 _cache: dict[tuple, Scorer] = {}
 _lock = threading.Lock()
-load_counts: dict[str, int] = {}  # loads per artifact path (tests prove once-per-worker loading with it)
+load_counts: dict[tuple[str, str], int] = {}  # loads per (artifact path, backend): tests prove once-per-worker loading
 
 
 def get_scorer(artifact: str, device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                intra_op_threads: int | None = None, backend: str = "auto") -> Scorer:
-    """The process-wide scorer for this artifact, device and backend, loaded on first use."""
-    key = (os.path.abspath(artifact), device, int(batch_size), backend)
+    """The process-wide scorer for this artifact, device and backend, loaded on first use. The
+    mini-batch size is not part of the key (it needs no reload): the latest caller's applies."""
+    if backend == "auto":  # key by the backend it resolves to, so auto and its choice share one model
+        backend = resolve_backend(load_metadata(artifact), backend, gpu=device is not None and "GPU" in device.upper())
+    key = (os.path.abspath(artifact), device, backend)
     with _lock:
         scorer = _cache.get(key)
         if scorer is None:
             scorer = _cache[key] = Scorer(artifact, device, batch_size, intra_op_threads, backend)
-            load_counts[key[0]] = load_counts.get(key[0], 0) + 1
+            counted = (key[0], scorer.backend)
+            load_counts[counted] = load_counts.get(counted, 0) + 1
+        scorer.batch_size = int(batch_size)
         return scorer

@@ -364,7 +364,7 @@ def test_model_loaded_once_per_worker(spark, tiny_artifact):
         for batch in ids:
             scorer.score(["a tweet"])  # really usable
             yield pd.DataFrame({"pid": [os.getpid()] * len(batch),
-                                "loads": [scorer_mod.load_counts[os.path.abspath(artifact)]] * len(batch),
+                                "loads": [scorer_mod.load_counts[(os.path.abspath(artifact), scorer.backend)]] * len(batch),
                                 "part": [part] * len(batch)})
 
     df = (spark.range(0, 200, numPartitions=n_tasks).select(probe(F.col("id")).alias("p")).select("p.*")
