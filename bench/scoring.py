@@ -4,8 +4,9 @@
 
 (a) the tutorial's way: the slow (Python) BertTokenizer, every row padded to 64, Keras
     ``model.predict(batch_size=64)`` around the same network;
-(b) the in-process scorer (``sentiment_core.scorer``): Rust tokenizer, rows sorted by length,
-    padded per mini-batch of 64, the SavedModel signature;
+(t) the peer to beat: hand-tuned PyTorch (bench/torch_baseline.py, run in ``.venv-torch``);
+(tf/onnx/onnx-int8) the in-process scorer (``sentiment_core.scorer``) with each backend: Rust
+    tokenizer, rows sorted by length, padded per mini-batch of 64;
 (c) the Spark job end to end on ``local[2]``: archive JSON (bz2) in, Parquet out, counted from the
     job's own summary: the first job of a fresh session (cold: JVM, Python workers and model load
     included) and the same job again (warm).
@@ -79,10 +80,10 @@ def tutorial_way(artifact: Path, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t0)
 
 
-def in_process(artifact: Path, texts: list[str]) -> tuple[float, float]:
+def in_process(artifact: Path, texts: list[str], backend: str) -> tuple[float, float]:
     from sentiment_core.scorer import Scorer
 
-    scorer = Scorer(str(artifact))
+    scorer = Scorer(str(artifact), backend=backend, intra_op_threads=os.cpu_count())
     scorer.score(texts[:256])  # warm: trace the shapes once
     t0 = time.perf_counter()
     scorer.score(texts)
@@ -91,7 +92,39 @@ def in_process(artifact: Path, texts: list[str]) -> tuple[float, float]:
     return len(texts) / dt, float(np.mean(lens))
 
 
-def spark_job(artifact: Path, inputs: Path, out: Path) -> tuple[float, float, int]:
+def torch_baseline(artifact: Path, texts: list[str], python: Path, workdir: Path) -> float | None:
+    """Hand-tuned PyTorch on the same texts (bench/torch_baseline.py), in a torch environment."""
+    import subprocess
+
+    from sentiment_core.text import normalize_all
+
+    meta = json.loads((artifact / "metadata.json").read_text())
+    base = meta.get("training", {}).get("base_model_path")
+    if not python.exists() or not base:
+        print(f"(t) PyTorch baseline skipped: no {python} (make bench-torch) or no base model path", flush=True)
+        return None
+    f = workdir / "texts.json"
+    f.write_text(json.dumps(normalize_all(texts, meta["normalization"])))
+    r = subprocess.run([str(python), str(ROOT / "bench" / "torch_baseline.py"), "--base-model", base, "--texts",
+                        str(f), "--threads", str(os.cpu_count()), "--max-length", str(meta["max_length"])],
+                       capture_output=True, text=True)
+    if r.returncode:
+        print(f"(t) PyTorch baseline failed: {r.stderr[-500:]}", flush=True)
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])["tweets_per_second"]
+
+
+def matmul_peak_gflops(n: int = 1024, reps: int = 20) -> float:
+    """This machine's measured fp32 matmul rate (numpy's BLAS, all cores): the FLOP bound's peak."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ a
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def spark_job(artifact: Path, inputs: Path, out: Path, backend: str) -> tuple[float, float, int]:
     from jobs import score
     from sentiment_core.spark import get_session
 
@@ -100,7 +133,8 @@ def spark_job(artifact: Path, inputs: Path, out: Path) -> tuple[float, float, in
         rates = []
         for i in range(2):
             shutil.rmtree(out, ignore_errors=True)
-            s = score.run(score.parse_args(["--input", str(inputs), "--model", str(artifact), "--output", str(out)]), spark=spark)
+            s = score.run(score.parse_args(["--input", str(inputs), "--model", str(artifact), "--output", str(out),
+                                            "--backend", backend]), spark=spark)
             rates.append(s["scored"] / s["wall_seconds"])
         return rates[0], rates[1], s["scored"]
     finally:
@@ -113,31 +147,59 @@ def main(argv=None) -> int:
     p.add_argument("--input", type=Path, default=DEFAULT_INPUT if DEFAULT_INPUT.exists() else FALLBACK_INPUT)
     p.add_argument("--tutorial-rows", type=int, default=1024, help="rows for (a), which is slow")
     p.add_argument("--workdir", type=Path, default=ROOT / "out" / "bench")
-    p.add_argument("--peak-gflops", type=float, default=190.0, help="this machine's fp32 matmul peak")
+    p.add_argument("--torch-python", type=Path, default=ROOT / ".venv-torch" / "bin" / "python",
+                   help="a Python with torch + transformers for the PyTorch baseline (make bench-torch)")
+    p.add_argument("--spark-backend", default="auto", help="backend of the Spark rows")
     args = p.parse_args(argv)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    args.workdir.mkdir(parents=True, exist_ok=True)
     artifact = args.model or ensure_model(args.workdir)
     texts = load_texts(args.input)
-    print(f"{len(texts)} distinct real tweets from {args.input}; model {artifact}", flush=True)
+    print(f"{len(texts)} distinct real tweets from {args.input}; model {artifact}; {os.cpu_count()} cores", flush=True)
+    peak = matmul_peak_gflops()
     a = tutorial_way(artifact, texts[: args.tutorial_rows])
     print(f"(a) tutorial: {a:.1f} tweets/s", flush=True)
-    b, mean_tokens = in_process(artifact, texts)
-    print(f"(b) in-process scorer: {b:.1f} tweets/s", flush=True)
-    c_cold, c_warm, n = spark_job(artifact, args.input, args.workdir / "spark_out")
-    bound = args.peak_gflops * 1e9 / (FLOP_PER_TOKEN * mean_tokens)
-    rows = [("(a) tutorial: BertTokenizer, pad to 64, Keras predict", a),
-            ("(b) in-process scorer: fast tokenizer, sorted dynamic padding, SavedModel", b),
-            ("(c) Spark local[2] job, archive JSON in, Parquet out, cold (first job)", c_cold),
-            ("(c) Spark local[2] job, warm (second job, same session)", c_warm),
-            (f"fp32 FLOP bound ({FLOP_PER_TOKEN * mean_tokens / 1e6:.0f} MFLOP/tweet at {mean_tokens:.1f} tokens, "
-             f"{args.peak_gflops:.0f} GFLOP/s)", bound)]
-    print("\n| method | tweets/s | vs (a) | vs (b) | share of FLOP bound |\n|---|---|---|---|---|")
+    t = torch_baseline(artifact, texts, args.torch_python, args.workdir)
+    print(f"(t) PyTorch: {t} tweets/s", flush=True)
+    rates, mean_tokens = {}, 0.0
+    for backend in ("tf", "onnx", "onnx-int8"):
+        try:
+            rates[backend], mean_tokens = in_process(artifact, texts, backend)
+        except ValueError as e:  # an artifact without that backend
+            print(f"({backend}) skipped: {e}", flush=True)
+            continue
+        print(f"({backend}) in-process scorer: {rates[backend]:.1f} tweets/s", flush=True)
+    from sentiment_core.artifact import load_metadata
+    from sentiment_core.scorer import resolve_backend
+
+    spark_backend = resolve_backend(load_metadata(artifact), args.spark_backend)
+    b = rates[spark_backend]
+    c_cold, c_warm, n = spark_job(artifact, args.input, args.workdir / "spark_out", args.spark_backend)
+    mflop = FLOP_PER_TOKEN * mean_tokens / 1e6
+    bound = peak * 1e3 / mflop
+    ref = t or rates["tf"]
+    rows = [("(a) tutorial: BertTokenizer, pad to 64, Keras predict", a)]
+    if t:
+        rows.append(("(t) PyTorch inference_mode, sorted dynamic padding by hand", t))
+    names = {"tf": "TF SavedModel", "onnx": "ONNX Runtime fp32 (artifact model.onnx)",
+             "onnx-int8": "ONNX Runtime int8 (artifact model.int8.onnx)"}
+    rows += [(f"({k}) in-process scorer: Rust tokenizer, sorted dynamic padding, {names[k]}", v) for k, v in rates.items()]
+    rows += [(f"(c) Spark local[2] job ({spark_backend}), archive JSON in, Parquet out, cold (first job)", c_cold),
+             (f"(c) Spark local[2] job ({spark_backend}), warm (second job, same session)", c_warm),
+             (f"fp32 FLOP bound ({mflop:.0f} MFLOP/tweet at {mean_tokens:.1f} tokens, measured matmul peak "
+              f"{peak:.0f} GFLOP/s)", bound)]
+    ref_name = "(t)" if t else "(tf)"
+    print(f"\n| method | tweets/s | vs (a) | vs {ref_name} | share of fp32 FLOP bound |\n|---|---|---|---|---|")
     for name, v in rows:
-        print(f"| {name} | {v:.1f} | {v / a:.2f}x | {v / b:.2f} | {v / bound:.0%} |")
-    print(json.dumps({"tweets": len(texts), "spark_scored": n, "tutorial": a, "in_process": b, "spark_cold": c_cold,
-                      "spark_warm": c_warm, "flop_bound": bound, "mean_tokens": mean_tokens,
-                      "b_over_a": b / a, "warm_over_b": c_warm / b, "cold_over_b": c_cold / b}))
+        print(f"| {name} | {v:.1f} | {v / a:.2f}x | {v / ref:.2f}x | {v / bound:.0%} |")
+    print(f"Spark vs in-process {spark_backend}: warm {c_warm / b:.2f}, cold {c_cold / b:.2f}")
+    print(json.dumps({"tweets": len(texts), "spark_scored": n, "tutorial": a, "torch": t, "in_process": rates,
+                      "spark_backend": spark_backend, "spark_cold": c_cold, "spark_warm": c_warm,
+                      "flop_bound": bound, "peak_gflops": peak, "mean_tokens": mean_tokens,
+                      "warm_over_in_process": c_warm / b, "cold_over_in_process": c_cold / b,
+                      "onnx_over_torch": rates.get("onnx", 0) / t if t else None,
+                      "int8_over_torch": rates.get("onnx-int8", 0) / t if t else None}))
     return 0
 
 
