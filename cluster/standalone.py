@@ -167,7 +167,7 @@ class StandaloneCluster:
             home_seen.mkdir(exist_ok=True)
         for i in range(self.n_workers):
             wdir = self.base / f"worker-{i}"
-            (wdir / "work").mkdir(parents=True, exist_ok=True)
+            (wdir / "spark-work").mkdir(parents=True, exist_ok=True)
             gpu = wdir / "discover_gpu.sh"
             gpu.write_text(f"#!/bin/sh\n# fake GPU for worker {i}: Spark's resource scheduling without a GPU\n"
                            f"echo '{GPU_JSON}'\n")
@@ -177,9 +177,9 @@ class StandaloneCluster:
             props.write_text(f"spark.worker.resource.gpu.amount 1\nspark.worker.resource.gpu.discoveryScript {gpu}\n")
             cmd = [str(home_seen / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
                    "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
-                   "--work-dir", str(wdir / "work"), "--webui-port", "0", "--properties-file", str(props),
+                   "--work-dir", str(wdir / "spark-work"), "--webui-port", "0", "--properties-file", str(props),
                    self.master_url]
-            wenv = clean_env(home_seen, SPARK_CONF_DIR=str(self.base / "conf"), SPARK_WORKER_DIR=str(wdir / "work"))
+            wenv = clean_env(home_seen, SPARK_CONF_DIR=str(self.base / "conf"), SPARK_WORKER_DIR=str(wdir / "spark-work"))
             if self.isolated:
                 mounts = [f"mount --bind {shlex.quote(str(self.home))} {shlex.quote(str(home_seen))}"]
                 mounts += [f"mount -t tmpfs -o size=1m,mode=0755 tmpfs {shlex.quote(str(h))}" for h in self.hide]
@@ -287,7 +287,7 @@ def executor_dirs(cluster: StandaloneCluster, alias: str) -> dict[str, list[dict
     out = {}
     for i in range(cluster.n_workers):
         rows = []
-        for d in sorted((cluster.base / f"worker-{i}" / "work").glob("app-*/*")):
+        for d in sorted((cluster.base / f"worker-{i}" / "spark-work").glob("app-*/*")):
             if d.is_dir():
                 rows.append({"dir": str(d.relative_to(cluster.base)), "env": os.path.lexists(d / "env" / "bin" / "python"),
                              "model": (d / alias / "metadata.json").is_file()})
@@ -319,7 +319,7 @@ def shipping_seconds(cluster: StandaloneCluster) -> dict:
         if "Unpacking an archive" in line and package.ENV_ARCHIVE in line and i + 1 < len(lines):
             out["driver_env_unpack"] = (lines[i + 1][0] - t).seconds
             break
-    for err in sorted(cluster.base.glob("worker-*/work/app-*/*/stderr")):
+    for err in sorted(cluster.base.glob("worker-*/spark-work/app-*/*/stderr")):
         fetch = next((t for t, line in _stamped(err) if "Fetching spark://" in line), None)
         task = next((t for t, line in _stamped(err) if "Running task" in line), None)
         if fetch and task:
@@ -398,7 +398,7 @@ def run(model: str, inputs: list[str], base: Path = DEFAULT_BASE, output: str | 
         report["left_running"] = left
         checks["nothing_left_running"] = not left and all(p.poll() is not None for _, p in cluster.procs)
         if not keep_work and not left:  # the unpacked env is 2+ GB per executor; logs stay
-            for d in base.glob("worker-*/work/app-*/*"):
+            for d in base.glob("worker-*/spark-work/app-*/*"):
                 for name in (package.ENV_ALIAS, bundle["model"]["alias"]):
                     if (d / name).is_dir() and not (d / name).is_symlink():
                         shutil.rmtree(d / name, ignore_errors=True)
