@@ -48,6 +48,17 @@ REQUIRED_KEYS = {
 }
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class ArtifactError(ValueError):
     """The artifact is missing, incomplete or inconsistent."""
 

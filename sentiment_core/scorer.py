@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .artifact import SAVED_MODEL, TOKENIZER, ArtifactError, check_tokenizer, load_metadata
+from .artifact import SAVED_MODEL, TOKENIZER, ArtifactError, check_tokenizer, file_sha256, load_metadata
 from .text import normalize_all
 from .tokenization import TextEncoder
 
@@ -147,17 +147,11 @@ BACKEND_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 def _ort_session(artifact: str, meta: dict, backend: str, threads: int | None, check: bool = True):
     """An ONNX Runtime CPU session on the backend's file, after checking it is the file the
     export verified (sha256 in the metadata)."""
-    import hashlib
-
     import onnxruntime as ort
 
     path = os.path.join(artifact, BACKEND_FILES[backend])
     if check:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        if h.hexdigest() != meta["backends"][backend]["sha256"]:
+        if file_sha256(path) != meta["backends"][backend]["sha256"]:
             raise ArtifactError(f"{path} does not match the sha256 recorded in the artifact's metadata")
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads or os.cpu_count() or 1)

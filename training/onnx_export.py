@@ -21,7 +21,6 @@ changes; the model version stays, since the weights are the same).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -148,14 +147,6 @@ def build_graph(w: Mapping[str, np.ndarray], num_heads: int, pooling: str, layer
     return model
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: int, pooling: str,
                    reference: Callable[[Sequence[str]], np.ndarray], check_texts: Sequence[str],
                    layer_norm_eps: float = 1e-12) -> dict:
@@ -165,6 +156,7 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from sentiment_core.artifact import file_sha256
     from sentiment_core.scorer import Scorer
 
     out_dir = Path(out_dir)
@@ -183,17 +175,14 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
     build_s = time.perf_counter() - t0
     ref = np.asarray(reference(check_texts), dtype=np.float32)
     labels_ref = ref.argmax(axis=1)
-    fp32 = None
     for name, fname in (("onnx", ONNX_FILE), ("onnx-int8", INT8_FILE)):
         got = Scorer(str(out_dir), backend=name, _unchecked=True).predict_proba(check_texts)
         diff = float(np.max(np.abs(got - ref))) if len(ref) else 0.0
         agree = float(np.mean(got.argmax(axis=1) == labels_ref)) if len(ref) else 1.0
         ok = diff <= FP32_TOLERANCE if name == "onnx" else agree >= INT8_MIN_AGREEMENT
-        entry = {"file": fname, "sha256": _sha256(out_dir / fname), "bytes": (out_dir / fname).stat().st_size,
+        entry = {"file": fname, "sha256": file_sha256(out_dir / fname), "bytes": (out_dir / fname).stat().st_size,
                  "check": {"rows": len(check_texts), "max_abs_diff": diff, "label_agreement": agree,
                            "reference": "saved_model"}}
-        if name == "onnx":
-            fp32 = got
         if ok:
             result[name] = entry
             log.info("backend %s: max |diff| %.2e, label agreement %.4f over %d rows", name, diff, agree, len(ref))
@@ -202,7 +191,6 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
             result[f"{name}_error"] = f"failed its check against the SavedModel: {entry['check']}"
             log.warning("backend %s dropped: %s", name, result[f"{name}_error"])
     result["build_seconds"] = round(build_s, 2)
-    del fp32
     return result
 
 
