@@ -59,7 +59,7 @@ class NightlyConfig:
     rescore: bool = False
     lang: tuple[str, ...] = ()
     include_text: bool = False
-    batch_size: int = 64
+    batch_size: int | None = None
     backend: str = "auto"
     partitions: int = 0
     files_per_task: int = 4
@@ -90,7 +90,7 @@ def parse_args(argv=None) -> NightlyConfig:
     p.add_argument("--rescore", action="store_true", help="score the selected history again with this model version")
     p.add_argument("--lang", nargs="+", action="extend", default=[])
     p.add_argument("--include-text", action="store_true")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None, help="as in jobs/score.py")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime, as in jobs/score.py")
     p.add_argument("--partitions", type=int, default=0)
     p.add_argument("--files-per-task", type=int, default=4)

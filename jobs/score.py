@@ -45,7 +45,7 @@ class ScoreConfig:
     format: str = field(default="auto", metadata={"help": "|".join(INPUT_FORMATS) + " (auto: per file)"})
     lang: tuple[str, ...] = field(default=(), metadata={"help": "keep only tweets in these languages"})
     include_text: bool = field(default=False, metadata={"help": "keep the tweet text in the output"})
-    batch_size: int = field(default=64, metadata={"help": "model mini-batch size inside the UDF"})
+    batch_size: int | None = field(default=None, metadata={"help": "model mini-batch rows inside the UDF (None: the backend's default)"})
     backend: str = field(default="auto", metadata={"help": "auto|tf|onnx|onnx-int8 (sentiment_core.scorer)"})
     partitions: int = field(default=0, metadata={"help": "scoring tasks (0: from the row count)"})
     files_per_task: int = field(default=4, metadata={"help": "input files parsed per read task"})
@@ -61,7 +61,7 @@ class ScoreConfig:
             raise ValueError(f"--format must be one of {INPUT_FORMATS}")
         if self.backend not in BACKENDS:
             raise ValueError(f"--backend must be one of {BACKENDS}")
-        if self.batch_size < 1 or self.partitions < 0 or self.files_per_task < 1:
+        if (self.batch_size is not None and self.batch_size < 1) or self.partitions < 0 or self.files_per_task < 1:
             raise ValueError("--batch-size and --files-per-task must be >= 1, --partitions >= 0")
 
 
@@ -73,7 +73,8 @@ def parse_args(argv=None) -> ScoreConfig:
     p.add_argument("--format", default="auto", choices=INPUT_FORMATS)
     p.add_argument("--lang", nargs="+", action="extend", default=[], help="e.g. --lang en")
     p.add_argument("--include-text", action="store_true")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="model mini-batch rows (default: 32 on ONNX Runtime, 64 on TensorFlow)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="model runtime: auto (ONNX Runtime on CPU executors when the artifact has it, "
                         "else TensorFlow), tf, onnx, onnx-int8 (faster, slightly different scores)")
@@ -126,7 +127,7 @@ def prepare_tweets(records, langs: tuple[str, ...]):
     return tweets.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
 
 
-def score_tweets(tweets, artifact: str, batch_size: int, partitions: int, model_version: str, run_id: str,
+def score_tweets(tweets, artifact: str, batch_size: int | None, partitions: int, model_version: str, run_id: str,
                  include_text: bool, backend: str = "auto"):
     """Canonical tweets -> output rows. Rows are hash-partitioned by id and sorted by text length
     within each task: mini-batches of similar length pad little, and the order (so the output)

@@ -14,6 +14,11 @@ Backends (``backend=``):
   label agreement and test metrics are in the metadata), so it is never chosen automatically;
 - ``auto`` (default): ``onnx`` on CPU when the artifact has it and onnxruntime is installed,
   else ``tf`` (always ``tf`` for a GPU device).
+
+On ONNX Runtime, ``intra_op_threads`` > 1 runs that many mini-batches at once, each operator
+single-threaded, rather than splitting each operator across threads: MiniLM's matrices at tweet
+length are too small for intra-op threading to pay (measured in ``bench.scoring``). Spark tasks
+with one CPU each therefore run exactly like one thread of the in-process scorer.
 """
 from __future__ import annotations
 
@@ -21,17 +26,20 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
 
 from .artifact import SAVED_MODEL, TOKENIZER, ArtifactError, check_tokenizer, file_sha256, load_metadata
 from .text import normalize_all
-from .tokenization import TextEncoder
+from .tokenization import PAD_MULTIPLE, TextEncoder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 64
+# mini-batch rows by backend, measured on 2 CPU cores (bench.scoring): ONNX Runtime's single-threaded
+# operators run best on small batches, TF on larger ones
+DEFAULT_BATCH_SIZES = {"tf": 64, "onnx": 32, "onnx-int8": 32}
 BACKENDS = ("auto", "tf", "onnx", "onnx-int8")
 
 
@@ -78,7 +86,7 @@ def select_device(gpu_address: str | None = None) -> str:
 
 
 class Scorer:
-    def __init__(self, artifact: str, device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+    def __init__(self, artifact: str, device: str | None = None, batch_size: int | None = None,
                  intra_op_threads: int | None = None, backend: str = "auto", _unchecked: bool = False):
         t0 = time.perf_counter()
         self.meta = load_metadata(artifact)
@@ -87,7 +95,9 @@ class Scorer:
             self.backend = backend
         else:
             self.backend = resolve_backend(self.meta, backend, gpu)
-        self.batch_size = int(batch_size)
+        self.batch_size = int(batch_size or DEFAULT_BATCH_SIZES[self.backend])
+        self._pool = None
+        self._pad_multiple = PAD_MULTIPLE if self.backend == "tf" else 1  # see sentiment_core.tokenization
         self.labels = np.array(self.meta["labels"], dtype=object)
         self.threshold = float(self.meta["threshold"])
         self.model_version = self.meta["model_version"]
@@ -105,7 +115,10 @@ class Scorer:
             self._forward = self._forward_tf
         else:
             self.device = "cpu"
-            self._session = _ort_session(artifact, self.meta, self.backend, intra_op_threads, check=not _unchecked)
+            self._session = _ort_session(artifact, self.meta, self.backend, check=not _unchecked)
+            workers = int(intra_op_threads or os.cpu_count() or 1)
+            if workers > 1:  # InferenceSession.run is thread-safe and releases the GIL
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ort")
             self._forward = self._forward_ort
         self.load_seconds = time.perf_counter() - t0
         log.info("loaded model %s (%s) on %s in %.1fs", self.model_version, self.backend, self.device, self.load_seconds)
@@ -122,8 +135,13 @@ class Scorer:
         """float32 [n, len(labels)] class probabilities, in input order."""
         texts = normalize_all(texts, self.normalization)
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for idx, ids, mask in self.encoder.sorted_batches(texts, self.batch_size):
-            probs[idx] = self._forward(ids, mask)
+        batches = self.encoder.sorted_batches(texts, self.batch_size, self._pad_multiple)
+        if self._pool is None:
+            for idx, ids, mask in batches:
+                probs[idx] = self._forward(ids, mask)
+        else:
+            for idx, out in self._pool.map(lambda b: (b[0], self._forward(b[1], b[2])), batches):
+                probs[idx] = out
         return probs
 
     def labels_for(self, probs: np.ndarray) -> np.ndarray:
@@ -144,9 +162,10 @@ class Scorer:
 BACKEND_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 
 
-def _ort_session(artifact: str, meta: dict, backend: str, threads: int | None, check: bool = True):
+def _ort_session(artifact: str, meta: dict, backend: str, check: bool = True):
     """An ONNX Runtime CPU session on the backend's file, after checking it is the file the
-    export verified (sha256 in the metadata)."""
+    export verified (sha256 in the metadata). Operators are single-threaded: the Scorer runs
+    mini-batches in parallel instead."""
     import onnxruntime as ort
 
     path = os.path.join(artifact, BACKEND_FILES[backend])
@@ -154,7 +173,7 @@ def _ort_session(artifact: str, meta: dict, backend: str, threads: int | None, c
         if file_sha256(path) != meta["backends"][backend]["sha256"]:
             raise ArtifactError(f"{path} does not match the sha256 recorded in the artifact's metadata")
     so = ort.SessionOptions()
-    so.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+    so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -167,10 +186,11 @@ _lock = threading.Lock()
 load_counts: dict[tuple[str, str], int] = {}  # loads per (artifact path, backend): tests prove once-per-worker loading
 
 
-def get_scorer(artifact: str, device: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+def get_scorer(artifact: str, device: str | None = None, batch_size: int | None = None,
                intra_op_threads: int | None = None, backend: str = "auto") -> Scorer:
     """The process-wide scorer for this artifact, device and backend, loaded on first use. The
-    mini-batch size is not part of the key (it needs no reload): the latest caller's applies."""
+    mini-batch size is not part of the key (it needs no reload): the latest caller's applies
+    (None: the backend's default)."""
     if backend == "auto":  # key by the backend it resolves to, so auto and its choice share one model
         backend = resolve_backend(load_metadata(artifact), backend, gpu=device is not None and "GPU" in device.upper())
     key = (os.path.abspath(artifact), device, backend)
@@ -180,5 +200,5 @@ def get_scorer(artifact: str, device: str | None = None, batch_size: int = DEFAU
             scorer = _cache[key] = Scorer(artifact, device, batch_size, intra_op_threads, backend)
             counted = (key[0], scorer.backend)
             load_counts[counted] = load_counts.get(counted, 0) + 1
-        scorer.batch_size = int(batch_size)
+        scorer.batch_size = int(batch_size or DEFAULT_BATCH_SIZES[scorer.backend])
         return scorer

@@ -201,10 +201,10 @@ def task_gpu() -> str | None:
     return gpus.addresses[0] if gpus is not None and gpus.addresses else None
 
 
-def worker_scorer(artifact: str, batch_size: int, backend: str = "auto"):
+def worker_scorer(artifact: str, batch_size: int | None, backend: str = "auto"):
     """The scorer of this Python worker: loaded on the first task, reused by later tasks. A task
     with a GPU address runs TensorFlow on that GPU; a CPU task runs the artifact's ONNX backend when
-    it has one (``auto``), without importing TensorFlow. Threads per op = the task's CPUs."""
+    it has one (``auto``), without importing TensorFlow, as many mini-batches at once as the task has CPUs."""
     from pyspark import TaskContext
 
     from .artifact import load_metadata
@@ -228,7 +228,7 @@ def worker_scorer(artifact: str, batch_size: int, backend: str = "auto"):
 FAIL_FIRST_ATTEMPT_CONF = "spark.tweet_sentiment.test.failFirstAttempt"
 
 
-def score_udf(artifact: str, batch_size: int, backend: str = "auto"):
+def score_udf(artifact: str, batch_size: int | None, backend: str = "auto"):
     """pandas UDF: text -> struct(score float, label string), model loaded once per worker."""
     from pyspark.sql import SparkSession
     from pyspark.sql.functions import pandas_udf

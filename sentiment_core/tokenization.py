@@ -2,8 +2,10 @@
 
 Tweets are short (about 23 WordPiece tokens on average), so padding every row to ``max_length``
 wastes most of the model's work. Rows are padded to the longest row of their mini-batch, rounded
-up to a multiple of ``PAD_MULTIPLE`` (a small set of shapes, reused by compiled kernels); the
-scorer additionally sorts rows by length so that each mini-batch holds rows of similar length.
+up to a multiple of ``multiple``: ``PAD_MULTIPLE`` (8) for TensorFlow, whose traced functions are
+reused per shape; 1 for ONNX Runtime, which has no per-shape cost (rounding up to 8 cost it ~14% of
+its work on real tweets). The scorer additionally sorts rows by length so that each mini-batch
+holds rows of similar length.
 """
 from __future__ import annotations
 
@@ -44,15 +46,16 @@ class TextEncoder:
         """Token ids per text ([CLS] ... [SEP]), truncated, unpadded."""
         return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=True)]
 
-    def pad(self, seqs: Sequence[Sequence[int]], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def pad(self, seqs: Sequence[Sequence[int]], length: int | None = None,
+            multiple: int = PAD_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:
         """Pad token id lists into int32 (input_ids, attention_mask) of shape [n, L].
 
         L is ``length`` when given (fixed padding), else the longest row rounded up to
-        PAD_MULTIPLE and capped at max_length."""
+        ``multiple`` and capped at max_length."""
         lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         if length is None:
             longest = int(lens.max()) if len(lens) else 1
-            length = min(-(-longest // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_length)
+            length = min(-(-longest // multiple) * multiple, self.max_length)
         ids = np.full((len(seqs), length), self.pad_id, dtype=np.int32)
         for i, s in enumerate(seqs):
             ids[i, : len(s)] = s
@@ -62,7 +65,8 @@ class TextEncoder:
     def __call__(self, texts: Sequence[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         return self.pad(self.encode(texts), length)
 
-    def sorted_batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def sorted_batches(self, texts: Sequence[str], batch_size: int,
+                       multiple: int = PAD_MULTIPLE) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (row indices, input_ids, attention_mask) over mini-batches of rows sorted by
         token length, each padded to its own longest row. Callers scatter results back by index."""
         seqs = self.encode(texts)
@@ -70,5 +74,5 @@ class TextEncoder:
         order = np.argsort(lens, kind="stable")
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            ids, mask = self.pad([seqs[i] for i in idx])
+            ids, mask = self.pad([seqs[i] for i in idx], multiple=multiple)
             yield idx, ids, mask

