@@ -188,7 +188,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     out = Path(cfg.output)
     try:
         if cfg.overwrite:
-            for t in TABLES:
+            for t in TABLES + ("_staging",):
                 shutil.rmtree(out / t, ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
         (out / MARKER).write_text(json.dumps({"written_by": "tweet-sentiment jobs.score", "layout": 1}))
@@ -196,10 +196,13 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         records = read_records(spark, files, cfg.format, columns, cfg.files_per_task).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_records(records, cfg.lang)
         log.info("read: %s", counts)
+        # rejects and deletes are staged under a hidden dir (readers skip '_' names) and moved in
+        # only after the scores are written: a failed or killed run adds no rows to any table
+        staging = out / "_staging" / run_id
         (records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at")
-         .coalesce(1).write.mode("overwrite").parquet(str(out / "rejects" / f"run_id={run_id}")))
+         .coalesce(1).write.mode("overwrite").parquet(str(staging / "rejects")))
         (records.where(F.col("kind") == "delete").select("tweet_id", "user_id", "deleted_at", "source_file")
-         .coalesce(1).write.mode("overwrite").parquet(str(out / "deletes" / f"run_id={run_id}")))
+         .coalesce(1).write.mode("overwrite").parquet(str(staging / "deletes")))
         partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, -(-counts["to_score"] // 20_000))
         t_score = time.perf_counter()
         scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
@@ -209,6 +212,10 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
          .partitionBy("model_version", "dt").parquet(str(out / "scores")))
         score_seconds = time.perf_counter() - t_score
+        for table in ("rejects", "deletes"):
+            (out / table).mkdir(exist_ok=True)
+            os.replace(staging / table, out / table / f"run_id={run_id}")
+        shutil.rmtree(staging)
         # read back what this run wrote, one job: rows and distinct ids per dt (a tweet has one dt)
         per_dt = (spark.read.parquet(str(out / "scores")).where(F.col("run_id") == run_id).groupBy("dt")
                   .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids")).collect())
@@ -216,6 +223,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         dts = sorted(str(r["dt"]) for r in per_dt)
         records.unpersist()
     finally:
+        shutil.rmtree(out / "_staging" / run_id, ignore_errors=True)  # a failed run's staged rows
         if own_session:
             spark.stop()
     wall = time.perf_counter() - t0

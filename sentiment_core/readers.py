@@ -595,6 +595,8 @@ def _hidden(name: str) -> bool:
 
 
 def _list_local(path: str) -> list[str]:
+    # absolute: the list is sent to executors, whose working directory is not the driver's
+    path = os.path.abspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"input path does not exist: {path}")
     if not os.path.isdir(path):
@@ -637,8 +639,8 @@ def _list_remote(uri: str) -> list[str]:
 def list_input_files(paths: list[str]) -> list[str]:
     """Input paths with directories expanded recursively (sorted, hidden '.'/'_' entries skipped).
 
-    Files named explicitly are kept even if their names start with '.' or '_'. ``file://`` URIs
-    come back as local paths; other URIs stay URIs. Duplicates are dropped (first one kept).
+    Files named explicitly are kept even if their names start with '.' or '_'. Local paths and
+    ``file://`` URIs come back as absolute local paths; other URIs stay URIs. Duplicates are dropped (first one kept).
     Raises FileNotFoundError("input path does not exist: ...") for a missing path.
     """
     if isinstance(paths, (str, os.PathLike)):

@@ -331,6 +331,8 @@ def test_driver_killed_mid_write(clean_run, tiny_artifact, tmp_path, spark):
     assert staged, f"the run ended (rc {rc}) before writing any data file"
     assert rc == -signal.SIGKILL
     assert sorted(p.name for p in (out / "runs").iterdir()) == [f"{first_run}.json"], "the killed run committed"
+    for table in ("rejects", "deletes"):  # staged by the killed run, never moved in
+        assert sorted(p.name for p in (out / table).iterdir()) == [f"run_id={first_run}"], table
     # what a reader sees: whole partitions of one run each, the same rows and scores as before
     after = check.read_scores(out, with_run=True)
     per_partition = after.groupby(["model_version", "dt"])["run_id"].nunique()

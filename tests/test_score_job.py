@@ -339,6 +339,28 @@ def test_rerun_replaces_partitions(spark, tiny_artifact, tmp_path):
         rows3[cols].sort_values(key).reset_index(drop=True), b)
 
 
+def test_failed_run_adds_rows_to_no_table(spark, tiny_artifact, tmp_path):
+    """A run whose scoring fails (the test hook fails partition 0; plain local[2] never retries)
+    raises and leaves the output as the earlier run left it: no rejects or deletes partition of
+    its own (they are staged until the scores are written), no staging left, no summary."""
+    from sentiment_core.spark import FAIL_FIRST_ATTEMPT_CONF
+
+    out = tmp_path / "out"
+    argv = ["--input", str(V1_SAMPLE), str(V1_BAD), "--model", str(tiny_artifact), "--output", str(out)]
+    first = job.run(job.parse_args(argv), spark=spark)
+    tables = {t: sorted(p.name for p in (out / t).iterdir()) for t in ("rejects", "deletes", "runs")}
+    assert tables["rejects"] == tables["deletes"] == [f"run_id={first['run_id']}"]
+    spark.conf.set(FAIL_FIRST_ATTEMPT_CONF, "true")
+    try:
+        with pytest.raises(Exception, match="injected failure"):
+            job.run(job.parse_args(argv), spark=spark)
+    finally:
+        spark.conf.unset(FAIL_FIRST_ATTEMPT_CONF)
+    assert {t: sorted(p.name for p in (out / t).iterdir()) for t in tables} == tables
+    assert not any((out / "_staging").iterdir())
+    assert set(read_table(spark, out / "scores")["run_id"]) == {first["run_id"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. the model is loaded once per Python worker
 
