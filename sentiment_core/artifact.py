@@ -48,15 +48,21 @@ REQUIRED_KEYS = {
 }
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+def files_sha256(paths) -> str:
+    """Hex sha256 of the files' bytes, concatenated in the given order, read in 1 MiB blocks."""
     import hashlib
 
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of one file."""
+    return files_sha256([path])
 
 
 class ArtifactError(ValueError):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import platform
@@ -82,15 +81,6 @@ def save_serving_model(model, path: Path) -> None:
     t.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
 
 
-def _weights_digest(saved_model_dir: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted((saved_model_dir / "variables").glob("*")):
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def export_artifact(run, model, encoder, tok_dir: Path, base_cfg: dict, info: dict) -> Path:
     """Evaluate on validation and test, write the artifact to a staging dir, reload it through the
     production scorer and compare its predictions with the in-memory model, then publish."""
@@ -116,7 +106,8 @@ def export_artifact(run, model, encoder, tok_dir: Path, base_cfg: dict, info: di
             shutil.copy2(tok_dir / name, staging / name)
     created = dt.datetime.now(dt.timezone.utc)
     base_name = str(base_cfg.get("_name_or_path") or cfg.base_model).rstrip("/").split("/")[-1] or "bert"
-    version = f"{base_name}-{created:%Y%m%dT%H%M%SZ}-{_weights_digest(staging / A.SAVED_MODEL)[:8]}"
+    digest = A.files_sha256(sorted((staging / A.SAVED_MODEL / "variables").glob("*")))
+    version = f"{base_name}-{created:%Y%m%dT%H%M%SZ}-{digest[:8]}"
     tok_cfg = json.loads((tok_dir / "tokenizer_config.json").read_text()) if (tok_dir / "tokenizer_config.json").exists() else {}
     meta = {
         "format_version": A.FORMAT_VERSION,
