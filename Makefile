@@ -32,7 +32,7 @@ test-all: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python -m bench.scoring
+	$(BIN)/python -m bench.scoring $(if $(MODEL),--model $(MODEL))
 
 # The default model recipe (README "Default model"): human-labelled SemEval 2013-2016 tweets, the
 # SemEval-2016 test set held out (its ids never enter training) and evaluated on.

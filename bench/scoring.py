@@ -1,15 +1,20 @@
 """Scoring throughput, every row measured in one run on the same real tweets.
 
-    python -m bench.scoring [--model ARTIFACT] [--input ARCHIVE] [--tutorial-rows 1024]
+    python -m bench.scoring [--model ARTIFACT] [--input ARCHIVE] [--tutorial-rows 1024] [--sizes 1,4,16]
 
 (a) the tutorial's way: the slow (Python) BertTokenizer, every row padded to 64, Keras
     ``model.predict(batch_size=64)`` around the same network;
 (t) the peer to beat: hand-tuned PyTorch (bench/torch_baseline.py, run in ``.venv-torch``);
 (tf/onnx/onnx-int8) the in-process scorer (``sentiment_core.scorer``) with each backend: Rust
-    tokenizer, rows sorted by length, padded per mini-batch of 64;
+    tokenizer, rows sorted by length, padded per mini-batch (the backend's default size);
 (c) the Spark job end to end on ``local[2]``: archive JSON (bz2) in, Parquet out, counted from the
-    job's own summary: the first job of a fresh session (cold: JVM, Python workers and model load
-    included) and the same job again (warm).
+    job's own summary: the first job of a fresh session (cold: Python workers and model load
+    included; the JVM is up) and the same job again (warm);
+(x) cost against size: the Spark job (warm) on archives of 1x, 4x and 16x the input's tweets,
+    resampled from it by ``bench.make_archive`` (one minute file per 1x), with the peak RSS of
+    the Python workers after each.
+
+(t) and the in-process rows: one warm pass, then the median of 3 timed passes over all texts.
 
 Without ``--model`` it exports an artifact from the packaged MiniLM through the real training path
 (``--max-steps 1``: the weights barely move, the speed is the same as a trained model's).
@@ -31,6 +36,7 @@ DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "archives" / "twitter-v1.1" / 
 FALLBACK_INPUT = ROOT / "data" / "sample" / "archive"
 # fp32 multiply-adds of one MiniLM-L6 forward per token (6 layers x (4*384^2 + 2*384*1536)) x 2 FLOP
 FLOP_PER_TOKEN = 2 * 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+REPEATS = 3
 
 
 def ensure_model(workdir: Path) -> Path:
@@ -82,14 +88,17 @@ def tutorial_way(artifact: Path, texts: list[str]) -> float:
 
 def in_process(artifact: Path, texts: list[str], backend: str) -> tuple[float, float]:
     from sentiment_core.scorer import Scorer
+    from sentiment_core.text import normalize_all
 
     scorer = Scorer(str(artifact), backend=backend, intra_op_threads=os.cpu_count())
-    scorer.score(texts[:256])  # warm: trace the shapes once
-    t0 = time.perf_counter()
-    scorer.score(texts)
-    dt = time.perf_counter() - t0
-    lens = [len(s) for s in scorer.encoder.encode(texts)]
-    return len(texts) / dt, float(np.mean(lens))
+    scorer.score(texts)  # warm: shapes traced, memory arenas grown
+    rates = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        scorer.score(texts)
+        rates.append(len(texts) / (time.perf_counter() - t0))
+    lens = [len(s) for s in scorer.encoder.encode(normalize_all(texts, scorer.normalization))]  # what the model sees
+    return float(np.median(rates)), float(np.mean(lens))
 
 
 def torch_baseline(artifact: Path, texts: list[str], python: Path, workdir: Path) -> float | None:
@@ -124,19 +133,55 @@ def matmul_peak_gflops(n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def spark_job(artifact: Path, inputs: Path, out: Path, backend: str) -> tuple[float, float, int]:
+def worker_rss_mb() -> tuple[float, float]:
+    """(largest peak RSS, largest current RSS) in MB over this machine's PySpark Python workers
+    (processes forked from ``pyspark.daemon``, which keep its command line)."""
+    peak = cur = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"pyspark.daemon" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        except OSError:
+            continue
+        peak = max(peak, int(fields["VmHWM"].split()[0]) / 1024)
+        cur = max(cur, int(fields["VmRSS"].split()[0]) / 1024)
+    return peak, cur
+
+
+def scaled_archives(source: Path | None, tweets: int, sizes: list[int], workdir: Path) -> dict[int, Path]:
+    """Archives of size x ``tweets`` tweets resampled from the real minute file, one file per x."""
+    from bench.make_archive import generate
+
+    out = {}
+    for x in sizes:
+        d = workdir / f"archive_{x}x_{tweets}"
+        if not (d / "_done").exists():
+            shutil.rmtree(d, ignore_errors=True)
+            generate(d, days=1, tweets_per_day=x * tweets, files_per_day=x, source=source)
+            (d / "_done").write_text("")
+        out[x] = d
+    return out
+
+
+def spark_job(artifact: Path, inputs: Path, out: Path, backend: str, scaled: dict[int, Path]) -> dict:
     from jobs import score
     from sentiment_core.spark import get_session
 
+    def job(path: Path) -> dict:
+        shutil.rmtree(out, ignore_errors=True)
+        s = score.run(score.parse_args(["--input", str(path), "--model", str(artifact), "--output", str(out),
+                                        "--backend", backend]), spark=spark)
+        return {"scored": s["scored"], "seconds": s["wall_seconds"], "tweets_per_second": s["scored"] / s["wall_seconds"],
+                "worker_peak_rss_mb": worker_rss_mb()[0]}
+
     spark = get_session("bench", conf={"spark.master": "local[2]"})
     try:
-        rates = []
-        for i in range(2):
-            shutil.rmtree(out, ignore_errors=True)
-            s = score.run(score.parse_args(["--input", str(inputs), "--model", str(artifact), "--output", str(out),
-                                            "--backend", backend]), spark=spark)
-            rates.append(s["scored"] / s["wall_seconds"])
-        return rates[0], rates[1], s["scored"]
+        res = {"cold": job(inputs), "warm": job(inputs), "sizes": {}}
+        for x, path in scaled.items():
+            res["sizes"][x] = job(path)
+            print(f"(x) Spark warm, {x}x: {res['sizes'][x]}", flush=True)
+        return res
     finally:
         spark.stop()
 
@@ -150,6 +195,7 @@ def main(argv=None) -> int:
     p.add_argument("--torch-python", type=Path, default=ROOT / ".venv-torch" / "bin" / "python",
                    help="a Python with torch + transformers for the PyTorch baseline (make bench-torch)")
     p.add_argument("--spark-backend", default="auto", help="backend of the Spark rows")
+    p.add_argument("--sizes", default="1,4,16", help="multiples of the input for the cost-vs-size rows ('' to skip)")
     args = p.parse_args(argv)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -175,7 +221,11 @@ def main(argv=None) -> int:
 
     spark_backend = resolve_backend(load_metadata(artifact), args.spark_backend)
     b = rates[spark_backend]
-    c_cold, c_warm, n = spark_job(artifact, args.input, args.workdir / "spark_out", args.spark_backend)
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    src = args.input if args.input.is_file() else None
+    scaled = scaled_archives(src, len(texts), sizes, args.workdir) if sizes else {}
+    sp = spark_job(artifact, args.input, args.workdir / "spark_out", args.spark_backend, scaled)
+    c_cold, c_warm, n = sp["cold"]["tweets_per_second"], sp["warm"]["tweets_per_second"], sp["warm"]["scored"]
     mflop = FLOP_PER_TOKEN * mean_tokens / 1e6
     bound = peak * 1e3 / mflop
     ref = t or rates["tf"]
@@ -193,9 +243,25 @@ def main(argv=None) -> int:
     print(f"\n| method | tweets/s | vs (a) | vs {ref_name} | share of fp32 FLOP bound |\n|---|---|---|---|---|")
     for name, v in rows:
         print(f"| {name} | {v:.1f} | {v / a:.2f}x | {v / ref:.2f}x | {v / bound:.0%} |")
-    print(f"Spark vs in-process {spark_backend}: warm {c_warm / b:.2f}, cold {c_cold / b:.2f}")
+    print(f"Spark vs in-process {spark_backend}: warm {c_warm / b:.2f}, cold {c_cold / b:.2f}; "
+          f"Python worker peak RSS {sp['warm']['worker_peak_rss_mb']:.0f} MB")
+    if sp["sizes"]:
+        base = sp["sizes"][min(sp["sizes"])]
+        print("\n| Spark job, warm | tweets | seconds | tweets/s | vs smallest | vs in-process | worker peak RSS MB |"
+              "\n|---|---|---|---|---|---|---|")
+        for x, r in sp["sizes"].items():
+            print(f"| {x}x | {r['scored']} | {r['seconds']:.1f} | {r['tweets_per_second']:.1f} | "
+                  f"{r['tweets_per_second'] / base['tweets_per_second']:.2f} | {r['tweets_per_second'] / b:.2f} | "
+                  f"{r['worker_peak_rss_mb']:.0f} |")
+        if len(sp["sizes"]) >= 2:  # seconds = fixed + rows / marginal rate, from the two largest
+            (x1, r1), (x2, r2) = sorted(sp["sizes"].items())[-2:]
+            marginal = (r2["scored"] - r1["scored"]) / (r2["seconds"] - r1["seconds"])
+            fixed = r2["seconds"] - r2["scored"] / marginal
+            print(f"marginal rate {x1}x->{x2}x: {marginal:.1f} tweets/s ({marginal / b:.2f} of in-process); "
+                  f"fixed cost per job {fixed:.1f} s")
     print(json.dumps({"tweets": len(texts), "spark_scored": n, "tutorial": a, "torch": t, "in_process": rates,
                       "spark_backend": spark_backend, "spark_cold": c_cold, "spark_warm": c_warm,
+                      "spark": sp,
                       "flop_bound": bound, "peak_gflops": peak, "mean_tokens": mean_tokens,
                       "warm_over_in_process": c_warm / b, "cold_over_in_process": c_cold / b,
                       "onnx_over_torch": rates.get("onnx", 0) / t if t else None,

@@ -203,7 +203,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     from pyspark.sql import functions as F
 
     from sentiment_core.artifact import load_metadata
-    from sentiment_core.spark import get_session, read_records
+    from sentiment_core.spark import get_session, read_records, scoring_partitions
 
     t0 = time.perf_counter()
     meta = load_metadata(cfg.model)
@@ -245,7 +245,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         counts = count_records(records, cfg.lang)
         log.info("run %s: %d new + %d changed files: %s", run_id, len(new), len(changed), counts)
         artifact = meta["path"]
-        partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, -(-counts["to_score"] // 20_000))
+        partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         scored = score_tweets(prepare_tweets(records, cfg.lang), artifact, cfg.batch_size, partitions, version,
                               run_id, cfg.include_text, cfg.backend).drop("model_version")
         t_score = time.perf_counter()

@@ -175,7 +175,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from sentiment_core.spark import get_session, read_records
+    from sentiment_core.spark import get_session, read_records, scoring_partitions
 
     meta, files = validate(cfg)
     t0 = time.perf_counter()
@@ -203,7 +203,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
          .coalesce(1).write.mode("overwrite").parquet(str(staging / "rejects")))
         (records.where(F.col("kind") == "delete").select("tweet_id", "user_id", "deleted_at", "source_file")
          .coalesce(1).write.mode("overwrite").parquet(str(staging / "deletes")))
-        partitions = cfg.partitions or max(spark.sparkContext.defaultParallelism, -(-counts["to_score"] // 20_000))
+        partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         t_score = time.perf_counter()
         scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
                               cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend)

@@ -58,3 +58,12 @@ def test_artifact_validation_messages(tiny_artifact, tmp_path):
     (broken / "metadata.json").unlink()
     with pytest.raises(ArtifactError, match="metadata.json is missing"):
         load_metadata(broken)
+
+
+def test_scoring_partitions_fill_whole_waves():
+    from sentiment_core.spark import ROWS_PER_SCORING_TASK as R, scoring_partitions
+
+    assert scoring_partitions(0, 2) == scoring_partitions(R, 2) == 2
+    assert scoring_partitions(2 * R + 1, 2) == 4  # 3 tasks' worth on 2 slots: 2 full waves, not 1.5
+    assert scoring_partitions(50 * R, 8) == 56
+    assert scoring_partitions(10, 0) == 1
