@@ -133,10 +133,10 @@ def matmul_peak_gflops(n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def worker_rss_mb() -> tuple[float, float]:
-    """(largest peak RSS, largest current RSS) in MB over this machine's PySpark Python workers
-    (processes forked from ``pyspark.daemon``, which keep its command line)."""
-    peak = cur = 0.0
+def worker_peak_rss_mb() -> float:
+    """The largest peak RSS (VmHWM) in MB over this machine's PySpark Python workers (processes
+    forked from ``pyspark.daemon``, which keep its command line)."""
+    peak = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if b"pyspark.daemon" not in Path(f"/proc/{pid}/cmdline").read_bytes():
@@ -145,8 +145,7 @@ def worker_rss_mb() -> tuple[float, float]:
         except OSError:
             continue
         peak = max(peak, int(fields["VmHWM"].split()[0]) / 1024)
-        cur = max(cur, int(fields["VmRSS"].split()[0]) / 1024)
-    return peak, cur
+    return peak
 
 
 def scaled_archives(source: Path | None, tweets: int, sizes: list[int], workdir: Path) -> dict[int, Path]:
@@ -173,7 +172,7 @@ def spark_job(artifact: Path, inputs: Path, out: Path, backend: str, scaled: dic
         s = score.run(score.parse_args(["--input", str(path), "--model", str(artifact), "--output", str(out),
                                         "--backend", backend]), spark=spark)
         return {"scored": s["scored"], "seconds": s["wall_seconds"], "tweets_per_second": s["scored"] / s["wall_seconds"],
-                "worker_peak_rss_mb": worker_rss_mb()[0]}
+                "worker_peak_rss_mb": worker_peak_rss_mb()}
 
     spark = get_session("bench", conf={"spark.master": "local[2]"})
     try:

@@ -186,6 +186,9 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     log.info("run %s: %d input files, model %s, config %s", run_id, len(files), meta["model_version"],
              json.dumps(dataclasses.asdict(cfg)))
     out = Path(cfg.output)
+    # rejects and deletes are staged under a hidden dir (readers skip '_' names) and moved in only
+    # after the scores are written: a failed or killed run adds no rows to any table
+    staging = out / "_staging" / run_id
     try:
         if cfg.overwrite:
             for t in TABLES + ("_staging",):
@@ -196,9 +199,6 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         records = read_records(spark, files, cfg.format, columns, cfg.files_per_task).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_records(records, cfg.lang)
         log.info("read: %s", counts)
-        # rejects and deletes are staged under a hidden dir (readers skip '_' names) and moved in
-        # only after the scores are written: a failed or killed run adds no rows to any table
-        staging = out / "_staging" / run_id
         (records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at")
          .coalesce(1).write.mode("overwrite").parquet(str(staging / "rejects")))
         (records.where(F.col("kind") == "delete").select("tweet_id", "user_id", "deleted_at", "source_file")
@@ -215,7 +215,6 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         for table in ("rejects", "deletes"):
             (out / table).mkdir(exist_ok=True)
             os.replace(staging / table, out / table / f"run_id={run_id}")
-        shutil.rmtree(staging)
         # read back what this run wrote, one job: rows and distinct ids per dt (a tweet has one dt)
         per_dt = (spark.read.parquet(str(out / "scores")).where(F.col("run_id") == run_id).groupBy("dt")
                   .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids")).collect())
@@ -223,7 +222,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         dts = sorted(str(r["dt"]) for r in per_dt)
         records.unpersist()
     finally:
-        shutil.rmtree(out / "_staging" / run_id, ignore_errors=True)  # a failed run's staged rows
+        shutil.rmtree(staging, ignore_errors=True)  # emptied by a run that committed; a failed run's rows
         if own_session:
             spark.stop()
     wall = time.perf_counter() - t0

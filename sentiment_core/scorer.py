@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 # mini-batch rows by backend, measured on 2 CPU cores (bench.scoring): ONNX Runtime's single-threaded
 # operators run best on small batches, TF on larger ones
 DEFAULT_BATCH_SIZES = {"tf": 64, "onnx": 32, "onnx-int8": 32}
+
+
+def _batch_rows(batch_size: int | None, backend: str) -> int:
+    return int(batch_size or DEFAULT_BATCH_SIZES[backend])
 BACKENDS = ("auto", "tf", "onnx", "onnx-int8")
 
 
@@ -95,7 +99,7 @@ class Scorer:
             self.backend = backend
         else:
             self.backend = resolve_backend(self.meta, backend, gpu)
-        self.batch_size = int(batch_size or DEFAULT_BATCH_SIZES[self.backend])
+        self.batch_size = _batch_rows(batch_size, self.backend)
         self._pool = None
         self._pad_multiple = PAD_MULTIPLE if self.backend == "tf" else 1  # see sentiment_core.tokenization
         self.labels = np.array(self.meta["labels"], dtype=object)
@@ -200,5 +204,5 @@ def get_scorer(artifact: str, device: str | None = None, batch_size: int | None 
             scorer = _cache[key] = Scorer(artifact, device, batch_size, intra_op_threads, backend)
             counted = (key[0], scorer.backend)
             load_counts[counted] = load_counts.get(counted, 0) + 1
-        scorer.batch_size = int(batch_size or DEFAULT_BATCH_SIZES[scorer.backend])
+        scorer.batch_size = _batch_rows(batch_size, scorer.backend)
         return scorer
