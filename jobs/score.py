@@ -34,6 +34,7 @@ log = logging.getLogger("jobs.score")
 
 MARKER = "_tweet_sentiment.json"
 TABLES = ("scores", "rejects", "deletes", "runs")
+READ_BACK_DDL = "tweet_id string, run_id string, model_version string, dt date"
 INPUT_FORMATS = ("auto", "sentiment140", "twitter-v1", "twitter-v2", "parquet")
 
 
@@ -147,28 +148,39 @@ def score_tweets(tweets, artifact: str, batch_size: int | None, partitions: int,
 
 
 def count_records(records, langs: tuple[str, ...]) -> dict:
-    """One pass over the records: counts by kind and reject reason, tweets outside --lang, and
-    distinct ids among the kept tweets (so duplicates = kept - distinct)."""
+    """One job over the records: rows by kind, reject reason and --lang match, the distinct ids
+    among the kept tweets (so duplicates = kept - distinct) and the files that gave records. One
+    distinct aggregate and the file sets (the driver holds every input path already): a second
+    distinct aggregate made Spark expand every row and cost three more jobs."""
     from pyspark.sql import functions as F
 
-    lang_ok = F.col("lang").isin(list(langs)) if langs else F.lit(True)
-    is_tweet = F.col("kind") == "tweet"
-    row = records.agg(
-        F.count(F.lit(1)).alias("records"),
-        F.sum(is_tweet.cast("long")).alias("tweets"),
-        F.sum((F.col("kind") == "delete").cast("long")).alias("deletes"),
-        F.sum((F.col("kind") == "reject").cast("long")).alias("rejected"),
-        F.sum((is_tweet & ~F.coalesce(lang_ok, F.lit(False))).cast("long")).alias("filtered_lang"),
-        F.countDistinct(F.when(is_tweet & F.coalesce(lang_ok, F.lit(False)), F.col("tweet_id"))).alias("distinct"),
-        F.countDistinct("source_file").alias("files"),
-    ).first().asDict()
-    reasons = {r["reason"]: r["count"] for r in records.where(F.col("kind") == "reject").groupBy("reason").count().collect()}
-    row = {k: int(v or 0) for k, v in row.items()}
-    kept = row["tweets"] - row["filtered_lang"]
-    return {"files_with_records": row["files"], "records_read": row["records"], "tweets_read": row["tweets"],
-            "delete_notices": row["deletes"], "rejected": row["rejected"], "rejected_by_reason": reasons,
-            "filtered_lang": row["filtered_lang"], "filtered_duplicate": kept - row["distinct"],
-            "to_score": row["distinct"]}
+    lang_ok = F.coalesce(F.col("lang").isin(list(langs)), F.lit(False)) if langs else F.lit(True)
+    groups = (records.groupBy("kind", "reason", lang_ok.alias("lang_ok"))
+              .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids"),
+                   F.collect_set("source_file").alias("files")).collect())
+
+    def total(kind, **where):
+        return sum(g["n"] for g in groups if g["kind"] == kind and all(g[k] == v for k, v in where.items()))
+
+    reasons: dict[str, int] = {}
+    for g in groups:
+        if g["kind"] == "reject":
+            reasons[g["reason"]] = reasons.get(g["reason"], 0) + g["n"]
+    tweets, filtered = total("tweet"), total("tweet", lang_ok=False)
+    distinct = sum(g["ids"] for g in groups if g["kind"] == "tweet" and g["lang_ok"])
+    return {"files_with_records": len(set().union(*(g["files"] for g in groups))),
+            "records_read": sum(g["n"] for g in groups), "tweets_read": tweets,
+            "delete_notices": total("delete"), "rejected": total("reject"), "rejected_by_reason": reasons,
+            "filtered_lang": filtered, "filtered_duplicate": tweets - filtered - distinct, "to_score": distinct}
+
+
+def write_empty_parquet(path: Path, spark_schema) -> None:
+    """A table directory holding one Parquet file with no rows, as Spark writes for an empty frame."""
+    import pyarrow.parquet as pq
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_arrow_schema(spark_schema, timezone="UTC").empty_table(), path / "part-00000-empty.parquet")
 
 
 def run(cfg: ScoreConfig, spark=None) -> dict:
@@ -199,10 +211,14 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         records = read_records(spark, files, cfg.format, columns, cfg.files_per_task).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_records(records, cfg.lang)
         log.info("read: %s", counts)
-        (records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at")
-         .coalesce(1).write.mode("overwrite").parquet(str(staging / "rejects")))
-        (records.where(F.col("kind") == "delete").select("tweet_id", "user_id", "deleted_at", "source_file")
-         .coalesce(1).write.mode("overwrite").parquet(str(staging / "deletes")))
+        side = {"rejects": (counts["rejected"], "reject", ["raw", "source_file", "line_no", "reason", "detected_at"]),
+                "deletes": (counts["delete_notices"], "delete", ["tweet_id", "user_id", "deleted_at", "source_file"])}
+        for table, (n, kind, cols) in side.items():
+            rows = records.where(F.col("kind") == kind).select(*cols)
+            if n:
+                rows.coalesce(1).write.mode("overwrite").parquet(str(staging / table))
+            else:  # the table stays queryable (0 rows), without a Spark job for nothing
+                write_empty_parquet(staging / table, rows.schema)
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         t_score = time.perf_counter()
         scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
@@ -212,11 +228,12 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
          .partitionBy("model_version", "dt").parquet(str(out / "scores")))
         score_seconds = time.perf_counter() - t_score
-        for table in ("rejects", "deletes"):
+        for table in side:
             (out / table).mkdir(exist_ok=True)
             os.replace(staging / table, out / table / f"run_id={run_id}")
-        # read back what this run wrote, one job: rows and distinct ids per dt (a tweet has one dt)
-        per_dt = (spark.read.parquet(str(out / "scores")).where(F.col("run_id") == run_id).groupBy("dt")
+        # read back what this run wrote: rows and distinct ids per dt (a tweet has one dt); the
+        # schema given, so Spark reads no footers to infer one
+        per_dt = (spark.read.schema(READ_BACK_DDL).parquet(str(out / "scores")).where(F.col("run_id") == run_id).groupBy("dt")
                   .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids")).collect())
         check = {"n": sum(r["n"] for r in per_dt), "ids": sum(r["ids"] for r in per_dt)}
         dts = sorted(str(r["dt"]) for r in per_dt)

@@ -338,6 +338,19 @@ def test_rerun_replaces_partitions(spark, tiny_artifact, tmp_path):
     pd.testing.assert_frame_equal(
         rows3[cols].sort_values(key).reset_index(drop=True), b)
 
+    # the third run had no rejects and no delete notices: its partitions hold no rows, and each
+    # table still reads as one table over Spark's files and the empty one (as the query job reads it)
+    from sentiment_core.tables import read_table as read_output
+
+    assert third["rejected"] == third["delete_notices"] == 0
+    for table, count in (("rejects", "rejected"), ("deletes", "delete_notices")):
+        df = read_output(spark, str(out), table).toPandas()
+        assert (out / table / f"run_id={third['run_id']}").is_dir()
+        assert (df["run_id"] == third["run_id"]).sum() == 0
+        assert len(df) == first[count] + second[count] > 0
+    rej = read_output(spark, str(out), "rejects")
+    assert dict(rej.dtypes)["detected_at"] == "timestamp" and dict(rej.dtypes)["line_no"] == "bigint"
+
 
 def test_failed_run_adds_rows_to_no_table(spark, tiny_artifact, tmp_path):
     """A run whose scoring fails (the test hook fails partition 0; plain local[2] never retries)
