@@ -78,8 +78,16 @@ def test_tampered_or_missing_backend(tiny_artifact, tmp_path):
 
     from training.onnx_export import add_to_artifact
 
-    backends = add_to_artifact(str(art), TEXTS)
+    labels = [i % 2 for i in range(len(TEXTS))]
+    backends = add_to_artifact(str(art), TEXTS, labels)
     assert "onnx" in backends and backends["onnx"]["check"]["max_abs_diff"] <= 1e-4
+    for name in ("onnx", "onnx-int8"):  # labelled check rows: each backend's metrics on them
+        assert backends[name]["check_metrics"]["n"] == len(TEXTS)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(art / "model.int8.onnx")).graph.node}
+    assert "FastGelu" in ops and "BiasGelu" not in ops  # tanh GELU in the int8 graph only
+    assert "BiasGelu" in {n.op_type for n in onnx.load(str(art / "model.onnx")).graph.node}
     texts = _texts_from_fixture()
     ref = Scorer(str(art), backend="tf").predict_proba(texts)
     assert np.abs(Scorer(str(art), backend="onnx").predict_proba(texts) - ref).max() <= 1e-5

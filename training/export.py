@@ -156,7 +156,6 @@ def _onnx_backends(staging: Path, model, pooling: str, reference, test_texts, te
     """model.onnx / model.int8.onnx from the trained weights, each checked against the exported
     SavedModel; the test metrics of each go into the metadata so a user can weigh int8's speed
     against its accuracy."""
-    from sentiment_core.scorer import Scorer
     from training.onnx_export import bert_weights, write_backends
 
     heads, eps = None, 1e-12
@@ -165,13 +164,12 @@ def _onnx_backends(staging: Path, model, pooling: str, reference, test_texts, te
             heads, eps = int(layer.config.num_attention_heads), float(layer.config.layer_norm_eps)
     if heads is None:
         return {"onnx_error": "no BERT layer with a config found in the model"}
-    backends = write_backends(staging, bert_weights(model.variables), heads, pooling, reference.predict_proba,
-                              test_texts[:1024], layer_norm_eps=eps)
-    for name in ("onnx", "onnx-int8"):
-        if name in backends:
-            probs = Scorer(str(staging), backend=name, _unchecked=True).predict_proba(test_texts)[:, 1]
-            backends[name]["test_metrics"] = binary_metrics(test_y, probs, threshold)
-    return backends
+
+    def evaluate(scorer) -> dict:
+        return {"test_metrics": binary_metrics(test_y, scorer.predict_proba(test_texts)[:, 1], threshold)}
+
+    return write_backends(staging, bert_weights(model.variables), heads, pooling, reference.predict_proba,
+                          test_texts[:1024], layer_norm_eps=eps, evaluate=evaluate)
 
 
 def _json_default(o):

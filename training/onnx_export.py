@@ -39,6 +39,7 @@ INT8_FILE = "model.int8.onnx"
 OPSET = 17
 MS = "com.microsoft"
 FP32_TOLERANCE = 1e-4      # max |score diff| vs the SavedModel for the fp32 graph
+CHECK_ROWS = 1024          # rows of --check-data the backends are checked (and measured) on
 INT8_MIN_AGREEMENT = 0.95  # sanity: share of labels int8 must share with the SavedModel (a broken graph
                            # scores near chance); its test metrics are recorded for the user to judge
 
@@ -150,10 +151,12 @@ def build_graph(w: Mapping[str, np.ndarray], num_heads: int, pooling: str, layer
 
 def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: int, pooling: str,
                    reference: Callable[[Sequence[str]], np.ndarray], check_texts: Sequence[str],
-                   layer_norm_eps: float = 1e-12) -> dict:
+                   layer_norm_eps: float = 1e-12, evaluate: Callable[[object], dict] | None = None) -> dict:
     """Write model.onnx and model.int8.onnx into ``out_dir`` (an artifact, complete but for
     them), check each against ``reference`` (texts -> probabilities from the SavedModel) on
-    ``check_texts``, and return the ``backends`` metadata. Failed backends are removed."""
+    ``check_texts``, and return the ``backends`` metadata. Failed backends are removed.
+    ``evaluate(scorer) -> dict`` adds to each kept backend's entry (e.g. its test metrics), with
+    the scorer already loaded for the check."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -164,11 +167,11 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
     result: dict = {}
     t0 = time.perf_counter()
     try:
-        onnx.save(build_graph(weights, num_heads, pooling, layer_norm_eps), str(out_dir / ONNX_FILE))
-        quantize_dynamic(str(out_dir / ONNX_FILE), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8,
+        graph = build_graph(weights, num_heads, pooling, layer_norm_eps)
+        onnx.save(graph, str(out_dir / ONNX_FILE))
+        quantize_dynamic(_fast_gelu(graph), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8,
                          per_channel=True, op_types_to_quantize=["MatMul", "Attention"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        _fast_gelu(out_dir / INT8_FILE)
     except Exception as e:  # noqa: BLE001 - the TF backend still serves; say why ONNX is absent
         log.warning("ONNX export failed, the artifact will score with TensorFlow only: %s", e)
         for f in (ONNX_FILE, INT8_FILE):
@@ -178,7 +181,8 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
     ref = np.asarray(reference(check_texts), dtype=np.float32)
     labels_ref = ref.argmax(axis=1)
     for name, fname in (("onnx", ONNX_FILE), ("onnx-int8", INT8_FILE)):
-        got = Scorer(str(out_dir), backend=name, _unchecked=True).predict_proba(check_texts)
+        scorer = Scorer(str(out_dir), backend=name, _unchecked=True)
+        got = scorer.predict_proba(check_texts)
         diff = float(np.max(np.abs(got - ref))) if len(ref) else 0.0
         agree = float(np.mean(got.argmax(axis=1) == labels_ref)) if len(ref) else 1.0
         ok = diff <= FP32_TOLERANCE if name == "onnx" else agree >= INT8_MIN_AGREEMENT
@@ -186,7 +190,7 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
                  "check": {"rows": len(check_texts), "max_abs_diff": diff, "label_agreement": agree,
                            "reference": "saved_model"}}
         if ok:
-            result[name] = entry
+            result[name] = {**entry, **(evaluate(scorer) if evaluate else {})}
             log.info("backend %s: max |diff| %.2e, label agreement %.4f over %d rows", name, diff, agree, len(ref))
         else:
             (out_dir / fname).unlink(missing_ok=True)
@@ -196,21 +200,27 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
     return result
 
 
-def _fast_gelu(path: Path) -> None:
-    """Swap the exact (erf) BiasGelu for FastGelu (tanh approximation, same inputs) in place. Only
-    for the int8 graph, which is judged by label agreement and test metrics, not by 1e-4."""
+def _fast_gelu(model):
+    """A copy of the graph with FastGelu (tanh approximation, same inputs) for the exact (erf)
+    BiasGelu. Only for the int8 graph, which is judged by label agreement and test metrics, not
+    by 1e-4."""
     import onnx
 
-    model = onnx.load(str(path))
-    for n in model.graph.node:
+    fast = onnx.ModelProto()
+    fast.CopyFrom(model)
+    for n in fast.graph.node:
         if n.op_type == "BiasGelu" and n.domain == MS:
             n.op_type = "FastGelu"
-    onnx.save(model, str(path))
+    return fast
 
 
-def add_to_artifact(artifact: str, check_texts: Sequence[str] | None = None) -> dict:
-    """Add the ONNX backends to an existing artifact, from its SavedModel's weights."""
+def add_to_artifact(artifact: str, check_texts: Sequence[str] | None = None,
+                    check_labels: Sequence[int] | None = None) -> dict:
+    """Add the ONNX backends to an existing artifact, from its SavedModel's weights. With
+    ``check_labels`` (0/1 for ``check_texts``), each backend's metrics on those rows are recorded
+    under ``check_metrics`` (test metrics of earlier files do not carry over to new ones)."""
     from sentiment_core import artifact as A
+    from sentiment_core.metrics import binary_metrics
     from sentiment_core.scorer import Scorer
 
     meta = A.load_metadata(artifact)
@@ -219,8 +229,12 @@ def add_to_artifact(artifact: str, check_texts: Sequence[str] | None = None) -> 
     if check_texts is None:
         check_texts = default_check_texts()
     heads = int(meta["base_model_config"]["num_attention_heads"])
-    backends = write_backends(Path(artifact), weights, heads, meta.get("pooling", "pooled"),
-                              tf_scorer.predict_proba, check_texts)
+    def check_metrics(scorer) -> dict:
+        probs = scorer.predict_proba(check_texts)[:, 1]
+        return {"check_metrics": binary_metrics(np.asarray(check_labels), probs, float(meta.get("threshold", 0.5)))}
+
+    backends = write_backends(Path(artifact), weights, heads, meta.get("pooling", "pooled"), tf_scorer.predict_proba,
+                              check_texts, evaluate=check_metrics if check_labels is not None else None)
     meta.pop("path", None)
     meta["backends"] = backends
     tmp = Path(artifact) / (A.METADATA + ".tmp")
@@ -246,12 +260,14 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="artifact directory")
     p.add_argument("--check-data", help="labelled file whose texts check the backends (default: bundled sample)")
     a = p.parse_args(argv)
-    texts = None
+    texts = labels = None
     if a.check_data:
         from sentiment_core.labelled import read_labelled
 
-        texts = [t for c in read_labelled(a.check_data) for t in c.texts][:1024]
-    backends = add_to_artifact(a.model, texts)
+        chunks = list(read_labelled(a.check_data))
+        texts = [t for c in chunks for t in c.texts][:CHECK_ROWS]
+        labels = [int(y) for c in chunks for y in c.labels][:CHECK_ROWS]
+    backends = add_to_artifact(a.model, texts, labels)
     print(json.dumps(backends))
     return 0 if "onnx" in backends else 1
 
