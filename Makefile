@@ -33,6 +33,7 @@ test-all: setup
 
 bench: setup
 	$(BIN)/python -m bench.scoring $(if $(MODEL),--model $(MODEL))
+	$(BIN)/python -m bench.spark_warmup
 
 # The default model recipe (README "Default model"): human-labelled SemEval 2013-2016 tweets, the
 # SemEval-2016 test set held out (its ids never enter training) and evaluated on.
