@@ -12,7 +12,9 @@
     included; the JVM is up) and the same job again (warm);
 (x) cost against size: the Spark job (warm) on archives of 1x, 4x and 16x the input's tweets,
     resampled from it by ``bench.make_archive`` (one minute file per 1x), with the peak RSS of
-    the Python workers after each.
+    the Python workers after each;
+(p) the largest of them as a user runs it: ``python -m jobs.score`` in a new process (a cold
+    job in a JVM of its own, as every spark-submit is).
 
 (t) and the in-process rows: one warm pass, then the median of 3 timed passes over all texts; (t)
 runs twice, before and after the in-process rows, and gives the median of its 6 passes.
@@ -187,6 +189,25 @@ def spark_job(artifact: Path, inputs: Path, out: Path, backend: str, scaled: dic
         spark.stop()
 
 
+def fresh_process_job(artifact: Path, inputs: Path, out: Path, backend: str) -> dict:
+    """The job as a user runs it, ``python -m jobs.score`` in a new process on ``local[2]``: every
+    run is a first (cold) job in a JVM of its own. The process's wall time, start to exit, and the
+    job summary's (which starts before the Spark session)."""
+    import subprocess
+
+    env = {**os.environ, "PYSPARK_SUBMIT_ARGS": "--master local[2] pyspark-shell"}
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "jobs.score", "--input", str(inputs), "--model", str(artifact),
+                        "--output", str(out), "--overwrite", "--backend", backend],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    process = time.perf_counter() - t0
+    if r.returncode:
+        raise SystemExit(f"python -m jobs.score failed: {r.stderr[-800:]}")
+    s = json.loads(r.stdout.strip().splitlines()[-1])
+    return {"scored": s["scored"], "job_seconds": s["wall_seconds"], "process_seconds": process,
+            "job_tweets_per_second": s["scored"] / s["wall_seconds"], "process_tweets_per_second": s["scored"] / process}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scoring", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path)
@@ -234,6 +255,10 @@ def main(argv=None) -> int:
     scaled = scaled_archives(src, len(texts), sizes, args.workdir) if sizes else {}
     sp = spark_job(artifact, args.input, args.workdir / "spark_out", args.spark_backend, scaled)
     c_cold, c_warm, n = sp["cold"]["tweets_per_second"], sp["warm"]["tweets_per_second"], sp["warm"]["scored"]
+    if scaled:
+        x = max(scaled)
+        sp["fresh_process"] = {x: fresh_process_job(artifact, scaled[x], args.workdir / "fresh_out", args.spark_backend)}
+        print(f"(p) python -m jobs.score, {x}x, fresh process: {sp['fresh_process'][x]}", flush=True)
     mflop = FLOP_PER_TOKEN * mean_tokens / 1e6
     bound = peak * 1e3 / mflop
     ref = t or rates["tf"]
@@ -267,6 +292,10 @@ def main(argv=None) -> int:
             fixed = r2["seconds"] - r2["scored"] / marginal
             print(f"marginal rate {x1}x->{x2}x: {marginal:.1f} tweets/s ({marginal / b:.2f} of in-process); "
                   f"fixed cost per job {fixed:.1f} s")
+        for x, r in sp.get("fresh_process", {}).items():
+            print(f"python -m jobs.score in a fresh process, {x}x ({r['scored']} tweets): {r['process_seconds']:.1f} s "
+                  f"from start to exit (JVM start, cold job), {r['process_tweets_per_second']:.1f} tweets/s, "
+                  f"{r['process_tweets_per_second'] / b:.2f} of in-process")
     print(json.dumps({"tweets": len(texts), "spark_scored": n, "tutorial": a, "torch": t, "torch_passes": torch_passes, "in_process": rates,
                       "spark_backend": spark_backend, "spark_cold": c_cold, "spark_warm": c_warm,
                       "spark": sp,
