@@ -69,12 +69,19 @@ def clean(spark, archive, tiny_artifact, tmp_path_factory) -> pd.DataFrame:
 
 def test_night_by_night_then_noop_equals_clean_run(spark, archive, tiny_artifact, tmp_path, clean):
     out = tmp_path / "out"
+    nights = []
     for day in DAYS:
         s = nightly(spark, archive, tiny_artifact, out, "--date", day)
         assert s["files_new"] == 2 and not s["noop"] and s["reconciled"]
+        nights.append(s)
     again = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[-1])
     assert again["noop"] is True and again["files_new"] == 0
     assert_same_table(table(out), clean)
+    # every night left its rejects partition (empty on a night without rejects), one queryable table
+    from sentiment_core.tables import read_table
+
+    assert {f"run_id={n['run_id']}" for n in nights} <= {p.name for p in (out / "rejects").iterdir()}
+    assert read_table(spark, str(out), "rejects").count() == sum(n["rejected"] for n in nights)
     log = pd.read_parquet(out / "run_log")
     assert len(log) == 4 and log["noop"].sum() == 1
 
