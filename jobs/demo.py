@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,8 +36,15 @@ def main(argv=None) -> int:
     from training import predict, train
 
     print(f"== 1. training on {args.max_rows} bundled Sentiment140 tweets (MiniLM, {args.epochs} epoch(s), CPU is slow: a few minutes)", flush=True)
-    rc = train.main(["--data", str(SAMPLE / "sentiment140_sample.csv"), "--output-dir", str(out / "train"),
-                     "--max-rows", str(args.max_rows), "--epochs", str(args.epochs)])
+    train_argv = ["--data", str(SAMPLE / "sentiment140_sample.csv"), "--output-dir", str(out / "train"),
+                  "--max-rows", str(args.max_rows), "--epochs", str(args.epochs)]
+    rc = train.main(train_argv)
+    if rc and (out / "train" / "run_config.json").exists():
+        # the demo's own training dir holds a run it cannot resume (other settings, or a run of an
+        # older version of the project): it is the demo's to replace
+        print(f"== {out / 'train'} holds a training run with other settings: training again", flush=True)
+        shutil.rmtree(out / "train")
+        rc = train.main(train_argv)
     if rc:
         return rc
     artifact = out / "train" / "artifact"
@@ -58,7 +66,9 @@ def main(argv=None) -> int:
         print(json.dumps({k: summary[k] for k in ("records_read", "scored", "rejected", "delete_notices",
                                                   "filtered_duplicate", "wall_seconds", "tweets_per_second", "reconciled")}))
         print("== 4. query: share positive by language (top 6 languages)", flush=True)
-        spark.read.parquet(str(out / "scores" / "scores")).createOrReplaceTempView("scores")
+        # this model's scores only: a re-trained demo model adds a model_version beside the old one
+        table = spark.read.parquet(str(out / "scores" / "scores"))
+        table.where(table["model_version"] == summary["model_version"]).createOrReplaceTempView("scores")
         spark.sql("""
             SELECT lang, count(*) AS tweets, round(avg(CAST(label = 'positive' AS INT)), 3) AS share_positive,
                    round(avg(score), 3) AS mean_score
