@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.score import MARKER, count_records, prepare_tweets, score_tweets, write_empty_parquet
+from jobs.score import MARKER, count_records, prepare_tweets, score_tweets, write_side_table
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
 
@@ -254,11 +254,8 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         (records.where(F.col("kind") == "delete")
          .select("tweet_id", "user_id", "deleted_at", "source_file", F.date_format(snowflake_dt(F.col("tweet_id")), "yyyy-MM").alias("target_month"))
          .write.mode("overwrite").partitionBy("target_month").parquet(str(stage / "deletes")))
-        rejects = records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at")
-        if counts["rejected"]:
-            rejects.coalesce(1).write.mode("overwrite").parquet(str(stage / "rejects"))
-        else:  # a night without rejects: no Spark job, the same (empty) table partition
-            write_empty_parquet(stage / "rejects", rejects.schema)
+        write_side_table(records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at"),
+                         counts["rejected"], stage / "rejects")
         records.unpersist()
 
         new_rows = _read_or_empty(spark, stage / "new", scored.schema)

@@ -173,13 +173,18 @@ def count_records(records, langs: tuple[str, ...]) -> dict:
             "filtered_lang": filtered, "filtered_duplicate": tweets - filtered - distinct, "to_score": distinct}
 
 
-def write_empty_parquet(path: Path, spark_schema) -> None:
-    """A table directory holding one Parquet file with no rows, as Spark writes for an empty frame."""
+def write_side_table(rows, n: int, path: Path) -> None:
+    """A rejects/deletes partition: ``rows`` (``n`` of them, counted already) as one Parquet file;
+    with none, an empty Parquet file of their schema, written without a Spark job, so the table
+    stays queryable (0 rows)."""
+    if n:
+        rows.coalesce(1).write.mode("overwrite").parquet(str(path))
+        return
     import pyarrow.parquet as pq
     from pyspark.sql.pandas.types import to_arrow_schema
 
     path.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_arrow_schema(spark_schema, timezone="UTC").empty_table(), path / "part-00000-empty.parquet")
+    pq.write_table(to_arrow_schema(rows.schema, timezone="UTC").empty_table(), path / "part-00000-empty.parquet")
 
 
 def run(cfg: ScoreConfig, spark=None) -> dict:
@@ -214,11 +219,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         side = {"rejects": (counts["rejected"], "reject", ["raw", "source_file", "line_no", "reason", "detected_at"]),
                 "deletes": (counts["delete_notices"], "delete", ["tweet_id", "user_id", "deleted_at", "source_file"])}
         for table, (n, kind, cols) in side.items():
-            rows = records.where(F.col("kind") == kind).select(*cols)
-            if n:
-                rows.coalesce(1).write.mode("overwrite").parquet(str(staging / table))
-            else:  # the table stays queryable (0 rows), without a Spark job for nothing
-                write_empty_parquet(staging / table, rows.schema)
+            write_side_table(records.where(F.col("kind") == kind).select(*cols), n, staging / table)
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         t_score = time.perf_counter()
         scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,

@@ -40,11 +40,11 @@ log = logging.getLogger(__name__)
 # mini-batch rows by backend, measured on 2 CPU cores (bench.scoring): ONNX Runtime's single-threaded
 # operators run best on small batches, TF on larger ones
 DEFAULT_BATCH_SIZES = {"tf": 64, "onnx": 32, "onnx-int8": 32}
+BACKENDS = ("auto", "tf", "onnx", "onnx-int8")
 
 
 def _batch_rows(batch_size: int | None, backend: str) -> int:
     return int(batch_size or DEFAULT_BATCH_SIZES[backend])
-BACKENDS = ("auto", "tf", "onnx", "onnx-int8")
 
 
 def _onnxruntime_available() -> bool:
