@@ -46,7 +46,7 @@ class ScoreConfig:
     lang: tuple[str, ...] = field(default=(), metadata={"help": "keep only tweets in these languages"})
     include_text: bool = field(default=False, metadata={"help": "keep the tweet text in the output"})
     batch_size: int | None = field(default=None, metadata={"help": "model mini-batch rows inside the UDF (None: the backend's default)"})
-    backend: str = field(default="auto", metadata={"help": "auto|tf|onnx|onnx-int8 (sentiment_core.scorer)"})
+    backend: str = field(default="auto", metadata={"help": "auto|tf|onnx|onnx-int8|onnx-fp16 (sentiment_core.scorer)"})
     partitions: int = field(default=0, metadata={"help": "scoring tasks (0: from the row count)"})
     files_per_task: int = field(default=4, metadata={"help": "input files parsed per read task"})
     overwrite: bool = field(default=False, metadata={"help": "replace all earlier output (or write into a non-job dir)"})
@@ -74,10 +74,11 @@ def parse_args(argv=None) -> ScoreConfig:
     p.add_argument("--lang", nargs="+", action="extend", default=[], help="e.g. --lang en")
     p.add_argument("--include-text", action="store_true")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="model mini-batch rows (default: 32 on ONNX Runtime, 64 on TensorFlow)")
+                   help="model mini-batch rows (default: 32 on ONNX Runtime, 64 on TensorFlow, 1024 on a GPU)")
     p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="model runtime: auto (ONNX Runtime on CPU executors when the artifact has it, "
-                        "else TensorFlow), tf, onnx, onnx-int8 (faster, slightly different scores)")
+                   help="model runtime: auto (ONNX Runtime on CPU executors when the artifact has it, its fp16 "
+                        "graph on GPU executors when onnxruntime-gpu is installed, else TensorFlow), tf, onnx, "
+                        "onnx-int8 (CPU; faster, slightly different scores), onnx-fp16 (GPU)")
     p.add_argument("--partitions", type=int, default=0)
     p.add_argument("--files-per-task", type=int, default=4)
     p.add_argument("--overwrite", action="store_true")

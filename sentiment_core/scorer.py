@@ -12,8 +12,13 @@ Backends (``backend=``):
   export and recorded in the metadata);
 - ``onnx-int8``: ``model.int8.onnx``, int8 weights; faster, scores differ slightly (its measured
   label agreement and test metrics are in the metadata), so it is never chosen automatically;
-- ``auto`` (default): ``onnx`` on CPU when the artifact has it and onnxruntime is installed,
-  else ``tf`` (always ``tf`` for a GPU device).
+- ``onnx-fp16``: ``model.fp16.onnx``, the encoder in float16, for GPUs (ONNX Runtime's CUDA
+  provider, from the ``onnxruntime-gpu`` package); scores within ~1e-3 of fp32 (checked at export);
+- ``auto`` (default): on CPU, ``onnx`` when the artifact has it and onnxruntime is installed;
+  on a GPU, ``onnx-fp16`` when the artifact has it and onnxruntime has the CUDA provider; else ``tf``.
+
+The ONNX backends run on a GPU when given a GPU device (``/GPU:<n>`` or ``cuda:<n>``, a logical
+index) and onnxruntime has the CUDA provider; ``onnx-int8`` is CPU-only.
 
 On ONNX Runtime, ``intra_op_threads`` > 1 runs that many mini-batches at once, each operator
 single-threaded, rather than splitting each operator across threads: MiniLM's matrices at tweet
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,12 +45,26 @@ log = logging.getLogger(__name__)
 
 # mini-batch rows by backend, measured on 2 CPU cores (bench.scoring): ONNX Runtime's single-threaded
 # operators run best on small batches, TF on larger ones
-DEFAULT_BATCH_SIZES = {"tf": 64, "onnx": 32, "onnx-int8": 32}
-BACKENDS = ("auto", "tf", "onnx", "onnx-int8")
+DEFAULT_BATCH_SIZES = {"tf": 64, "onnx": 32, "onnx-int8": 32, "onnx-fp16": 32}
+GPU_BATCH_SIZE = 1024  # mini-batch rows on a GPU: 44k tweets/s on an H100 against 41k at 256, 33k at 64 (bench.gpu_check)
+BACKENDS = ("auto", "tf", "onnx", "onnx-int8", "onnx-fp16")
 
 
-def _batch_rows(batch_size: int | None, backend: str) -> int:
-    return int(batch_size or DEFAULT_BATCH_SIZES[backend])
+def _batch_rows(batch_size: int | None, backend: str, gpu: bool = False) -> int:
+    return int(batch_size or (GPU_BATCH_SIZE if gpu else DEFAULT_BATCH_SIZES[backend]))
+
+
+def is_gpu(device: str | None) -> bool:
+    return device is not None and ("GPU" in device.upper() or device.lower().startswith("cuda"))
+
+
+def ort_cuda_available() -> bool:
+    """Whether the installed onnxruntime has the CUDA provider (the onnxruntime-gpu package)."""
+    if not _onnxruntime_available():
+        return False
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def _onnxruntime_available() -> bool:
@@ -59,7 +79,9 @@ def resolve_backend(meta: dict, backend: str = "auto", gpu: bool = False) -> str
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     recorded = meta.get("backends") or {}
     if backend == "auto":
-        return "onnx" if not gpu and "onnx" in recorded and _onnxruntime_available() else "tf"
+        if gpu:
+            return "onnx-fp16" if "onnx-fp16" in recorded and ort_cuda_available() else "tf"
+        return "onnx" if "onnx" in recorded and _onnxruntime_available() else "tf"
     if backend != "tf":
         if backend not in recorded:
             why = recorded.get(f"{backend}_error") or recorded.get("onnx_error") or "it was exported without ONNX backends"
@@ -70,6 +92,18 @@ def resolve_backend(meta: dict, backend: str = "auto", gpu: bool = False) -> str
     return backend
 
 
+def gpu_index(gpu_address: str | None) -> int:
+    """Logical GPU index of a physical address as Spark's TaskContext reports it (through
+    CUDA_VISIBLE_DEVICES when set); 0 without an address."""
+    if gpu_address is None:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        ids = [v.strip() for v in visible.split(",")]
+        return ids.index(str(gpu_address)) if str(gpu_address) in ids else 0
+    return int(gpu_address)
+
+
 def select_device(gpu_address: str | None = None) -> str:
     """TF device string for this process: the given GPU address (as Spark's TaskContext reports it,
     a physical index), else the first visible GPU, else the CPU."""
@@ -78,15 +112,7 @@ def select_device(gpu_address: str | None = None) -> str:
     gpus = tf().config.list_physical_devices("GPU")
     if not gpus:
         return "/CPU:0"
-    if gpu_address is not None:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if visible:  # physical address -> logical index among the visible devices
-            ids = [v.strip() for v in visible.split(",")]
-            idx = ids.index(str(gpu_address)) if str(gpu_address) in ids else 0
-        else:
-            idx = int(gpu_address)
-        return f"/GPU:{min(idx, len(gpus) - 1)}"
-    return "/GPU:0"
+    return f"/GPU:{min(gpu_index(gpu_address), len(gpus) - 1)}"
 
 
 class Scorer:
@@ -94,12 +120,12 @@ class Scorer:
                  intra_op_threads: int | None = None, backend: str = "auto", _unchecked: bool = False):
         t0 = time.perf_counter()
         self.meta = load_metadata(artifact)
-        gpu = device is not None and "GPU" in device.upper()
+        gpu = is_gpu(device)
         if _unchecked:  # export-time check of files not yet recorded in the metadata
             self.backend = backend
         else:
             self.backend = resolve_backend(self.meta, backend, gpu)
-        self.batch_size = _batch_rows(batch_size, self.backend)
+        self.batch_size = _batch_rows(batch_size, self.backend, gpu)
         self._pool = None
         self._pad_multiple = PAD_MULTIPLE if self.backend == "tf" else 1  # see sentiment_core.tokenization
         self.labels = np.array(self.meta["labels"], dtype=object)
@@ -118,9 +144,15 @@ class Scorer:
             self._fn = self._loaded.signatures["serving_default"]
             self._forward = self._forward_tf
         else:
-            self.device = "cpu"
-            self._session = _ort_session(artifact, self.meta, self.backend, check=not _unchecked)
-            workers = int(intra_op_threads or os.cpu_count() or 1)
+            cuda = gpu and self.backend != "onnx-int8" and ort_cuda_available()
+            if gpu and not cuda:
+                log.warning("backend %s runs on CPU: %s", self.backend, "int8 is CPU-only" if self.backend == "onnx-int8"
+                            else "onnxruntime has no CUDA provider (install onnxruntime-gpu for the GPU)")
+            self.device = f"cuda:{int(re.sub(r'[^0-9]', '', device) or 0)}" if cuda else "cpu"
+            self._session = _ort_session(artifact, self.meta, self.backend, check=not _unchecked,
+                                         cuda_device=int(self.device[5:]) if cuda else None)
+            # CPU: concurrent single-threaded mini-batches; GPU: that many in flight (host work overlaps)
+            workers = int(intra_op_threads or (GPU_WORKERS if cuda else os.cpu_count()) or 1)
             if workers > 1:  # InferenceSession.run is thread-safe and releases the GIL
                 self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ort")
             self._forward = self._forward_ort
@@ -163,13 +195,14 @@ class Scorer:
         return probs[:, pos].copy(), self.labels_for(probs)
 
 
-BACKEND_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+BACKEND_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "onnx-fp16": "model.fp16.onnx"}
+GPU_WORKERS = 1  # mini-batches in flight per process on a GPU: more only contend for the GIL (bench.gpu_check)
 
 
-def _ort_session(artifact: str, meta: dict, backend: str, check: bool = True):
-    """An ONNX Runtime CPU session on the backend's file, after checking it is the file the
-    export verified (sha256 in the metadata). Operators are single-threaded: the Scorer runs
-    mini-batches in parallel instead."""
+def _ort_session(artifact: str, meta: dict, backend: str, check: bool = True, cuda_device: int | None = None):
+    """An ONNX Runtime session on the backend's file, after checking it is the file the export
+    verified (sha256 in the metadata): on that CUDA device when given, else on CPU. CPU operators
+    are single-threaded: the Scorer runs mini-batches in parallel instead."""
     import onnxruntime as ort
 
     path = os.path.join(artifact, BACKEND_FILES[backend])
@@ -182,7 +215,15 @@ def _ort_session(artifact: str, meta: dict, backend: str, check: bool = True):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    if cuda_device is None:
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, so, providers=[("CUDAExecutionProvider", {"device_id": cuda_device}),
+                                                        "CPUExecutionProvider"])
+    if "CUDAExecutionProvider" not in session.get_providers():  # onnxruntime-gpu without its CUDA libraries
+        raise ArtifactError(f"onnxruntime could not start its CUDA provider on GPU {cuda_device} (are the CUDA "
+                            "and cuDNN libraries of onnxruntime-gpu installed? see its log above); "
+                            "or score with --backend tf")
+    return session
 
 
 _cache: dict[tuple, Scorer] = {}
@@ -196,7 +237,7 @@ def get_scorer(artifact: str, device: str | None = None, batch_size: int | None 
     mini-batch size is not part of the key (it needs no reload): the latest caller's applies
     (None: the backend's default)."""
     if backend == "auto":  # key by the backend it resolves to, so auto and its choice share one model
-        backend = resolve_backend(load_metadata(artifact), backend, gpu=device is not None and "GPU" in device.upper())
+        backend = resolve_backend(load_metadata(artifact), backend, gpu=is_gpu(device))
     key = (os.path.abspath(artifact), device, backend)
     with _lock:
         scorer = _cache.get(key)
@@ -204,5 +245,5 @@ def get_scorer(artifact: str, device: str | None = None, batch_size: int | None 
             scorer = _cache[key] = Scorer(artifact, device, batch_size, intra_op_threads, backend)
             counted = (key[0], scorer.backend)
             load_counts[counted] = load_counts.get(counted, 0) + 1
-        scorer.batch_size = _batch_rows(batch_size, scorer.backend)
+        scorer.batch_size = _batch_rows(batch_size, scorer.backend, is_gpu(scorer.device))
         return scorer

@@ -219,12 +219,14 @@ def task_gpu() -> str | None:
 
 def worker_scorer(artifact: str, batch_size: int | None, backend: str = "auto"):
     """The scorer of this Python worker: loaded on the first task, reused by later tasks. A task
-    with a GPU address runs TensorFlow on that GPU; a CPU task runs the artifact's ONNX backend when
-    it has one (``auto``), without importing TensorFlow, as many mini-batches at once as the task has CPUs."""
+    with a GPU address scores on that GPU (``auto``: the artifact's fp16 ONNX graph when
+    onnxruntime has the CUDA provider, else TensorFlow); a CPU task runs the artifact's ONNX backend
+    when it has one (``auto``), without importing TensorFlow, as many mini-batches at once as the
+    task has CPUs."""
     from pyspark import TaskContext
 
     from .artifact import load_metadata
-    from .scorer import get_scorer, resolve_backend, select_device
+    from .scorer import get_scorer, gpu_index, resolve_backend, select_device
 
     ctx = TaskContext.get()
     cpus = ctx.cpus() if ctx is not None else None
@@ -232,7 +234,9 @@ def worker_scorer(artifact: str, batch_size: int | None, backend: str = "auto"):
     path = resolve_artifact(artifact)
     chosen = resolve_backend(load_metadata(path), backend, gpu=gpu is not None)
     if chosen != "tf":
-        return get_scorer(path, batch_size=batch_size, intra_op_threads=cpus, backend=chosen)
+        device = f"/GPU:{gpu_index(gpu)}" if gpu is not None else None
+        return get_scorer(path, device=device, batch_size=batch_size, intra_op_threads=None if device else cpus,
+                          backend=chosen)
     from .tfenv import tf
 
     tf(intra_op_threads=cpus)

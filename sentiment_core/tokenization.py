@@ -43,8 +43,9 @@ class TextEncoder:
         return norm.get("type") == "Lowercase" or None
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text ([CLS] ... [SEP]), truncated, unpadded."""
-        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=True)]
+        """Token ids per text ([CLS] ... [SEP]), truncated, unpadded. ``encode_batch_fast`` skips
+        the character offsets scoring never reads (same ids, ~15% less time)."""
+        return [e.ids for e in self._tok.encode_batch_fast(list(texts), add_special_tokens=True)]
 
     def pad(self, seqs: Sequence[Sequence[int]], length: int | None = None,
             multiple: int = PAD_MULTIPLE) -> tuple[np.ndarray, np.ndarray]:

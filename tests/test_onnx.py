@@ -30,11 +30,51 @@ def _texts_from_fixture() -> list[str]:
 def test_export_records_checked_backends(tiny_artifact):
     meta = json.loads((tiny_artifact / "metadata.json").read_text())
     b = meta["backends"]
-    for name, fname in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx")):
+    for name, fname in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx"), ("onnx-fp16", "model.fp16.onnx")):
         assert b[name]["file"] == fname and (tiny_artifact / fname).is_file()
         assert b[name]["check"]["rows"] > 0
         assert set(b[name]["test_metrics"]) >= {"accuracy", "f1", "roc_auc"}
     assert b["onnx"]["check"]["max_abs_diff"] <= 1e-4
+    assert b["onnx-fp16"]["check"]["max_abs_diff"] <= 1e-2
+
+
+def test_fp16_backend_and_gpu_choice(tiny_artifact, monkeypatch, caplog):
+    """The fp16 graph (the GPU backend): encoder weights in float16, pooling and head in float32,
+    scores close to the SavedModel's (it runs on CPU too); ``auto`` picks it for a GPU only where
+    onnxruntime has the CUDA provider; an ONNX backend asked for on a GPU without that provider
+    scores on CPU and says why."""
+    import onnx
+
+    from sentiment_core import scorer as S
+
+    g = onnx.load(str(tiny_artifact / "model.fp16.onnx")).graph
+    types = {t.name: t.data_type for t in g.initializer}
+    assert types["word_emb"] == types["l0_qkv_w"] == onnx.TensorProto.FLOAT16
+    assert types["head_w"] == onnx.TensorProto.FLOAT
+    assert [i.type.tensor_type.elem_type for i in g.input] == [onnx.TensorProto.INT32] * 2
+    texts = TEXTS + _texts_from_fixture()
+    ref = S.Scorer(str(tiny_artifact), backend="tf").predict_proba(texts)
+    half = S.Scorer(str(tiny_artifact), backend="onnx-fp16")
+    assert half.device == "cpu"
+    got = half.predict_proba(texts)
+    assert 0 < np.abs(got - ref).max() <= 1e-2  # float16, not a copy of the fp32 graph
+
+    meta = S.load_metadata(tiny_artifact)
+    assert not S.ort_cuda_available()  # this machine's onnxruntime is the CPU build
+    assert S.resolve_backend(meta, "auto", gpu=True) == "tf"
+    monkeypatch.setattr(S, "ort_cuda_available", lambda: True)
+    assert S.resolve_backend(meta, "auto", gpu=True) == "onnx-fp16"
+    assert S.resolve_backend(meta, "auto", gpu=False) == "onnx"
+    monkeypatch.undo()
+    with caplog.at_level("WARNING", logger="sentiment_core.scorer"):
+        on_cpu = S.Scorer(str(tiny_artifact), device="/GPU:0", backend="onnx")
+    assert on_cpu.device == "cpu" and "no CUDA provider" in caplog.text
+    assert on_cpu.batch_size == S.GPU_BATCH_SIZE  # a GPU task's default, whatever runs it
+    np.testing.assert_allclose(on_cpu.predict_proba(texts), ref, atol=1e-5)
+
+    assert S.gpu_index(None) == 0 and S.gpu_index("3") == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # Spark's physical address -> this process's index
+    assert S.gpu_index("3") == 1
 
 
 def test_backends_agree_with_saved_model(tiny_artifact):
@@ -70,7 +110,7 @@ def test_tampered_or_missing_backend(tiny_artifact, tmp_path):
     meta = json.loads((art / "metadata.json").read_text())
     meta.pop("backends")
     (art / "metadata.json").write_text(json.dumps(meta))
-    for f in ("model.onnx", "model.int8.onnx"):
+    for f in ("model.onnx", "model.int8.onnx", "model.fp16.onnx"):
         (art / f).unlink()
     assert Scorer(str(art)).backend == "tf"
     with pytest.raises(ArtifactError, match="training.onnx_export"):
@@ -81,7 +121,7 @@ def test_tampered_or_missing_backend(tiny_artifact, tmp_path):
     labels = [i % 2 for i in range(len(TEXTS))]
     backends = add_to_artifact(str(art), TEXTS, labels)
     assert "onnx" in backends and backends["onnx"]["check"]["max_abs_diff"] <= 1e-4
-    for name in ("onnx", "onnx-int8"):  # labelled check rows: each backend's metrics on them
+    for name in ("onnx", "onnx-int8", "onnx-fp16"):  # labelled check rows: each backend's metrics on them
         assert backends[name]["check_metrics"]["n"] == len(TEXTS)
     import onnx
 

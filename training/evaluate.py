@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                    help="evaluate one split of the artifact's training split of this file")
     p.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")
     p.add_argument("--batch-size", type=int, default=None, help="default: the backend's (sentiment_core.scorer)")
-    p.add_argument("--backend", default="auto", help="auto|tf|onnx|onnx-int8 (see sentiment_core.scorer)")
+    p.add_argument("--backend", default="auto", help="auto|tf|onnx|onnx-int8|onnx-fp16 (see sentiment_core.scorer)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
