@@ -230,6 +230,9 @@ def worker_scorer(artifact: str, batch_size: int | None, backend: str = "auto"):
 
     ctx = TaskContext.get()
     cpus = ctx.cpus() if ctx is not None else None
+    if cpus:  # the Rust tokenizer's thread pool: this task's cores, not every core of the node
+        os.environ["RAYON_NUM_THREADS"] = str(cpus)
+        os.environ["TOKENIZERS_PARALLELISM"] = "true" if cpus > 1 else "false"
     gpu = task_gpu()
     path = resolve_artifact(artifact)
     chosen = resolve_backend(load_metadata(path), backend, gpu=gpu is not None)

@@ -385,7 +385,7 @@ def test_model_loaded_once_per_worker(spark, tiny_artifact):
     artifact = str(tiny_artifact.resolve())
     n_tasks = 10
 
-    @pandas_udf("pid long, loads long, part long")
+    @pandas_udf("pid long, loads long, part long, rayon string")
     def probe(ids: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         import os
 
@@ -400,7 +400,7 @@ def test_model_loaded_once_per_worker(spark, tiny_artifact):
             scorer.score(["a tweet"])  # really usable
             yield pd.DataFrame({"pid": [os.getpid()] * len(batch),
                                 "loads": [scorer_mod.load_counts[(os.path.abspath(artifact), scorer.backend)]] * len(batch),
-                                "part": [part] * len(batch)})
+                                "part": [part] * len(batch), "rayon": [os.environ.get("RAYON_NUM_THREADS")] * len(batch)})
 
     df = (spark.range(0, 200, numPartitions=n_tasks).select(probe(F.col("id")).alias("p")).select("p.*")
           .toPandas())
@@ -408,6 +408,7 @@ def test_model_loaded_once_per_worker(spark, tiny_artifact):
     assert df["part"].nunique() == n_tasks
     assert (df["loads"] == 1).all(), df.groupby("pid")["loads"].max().to_dict()
     assert df["pid"].nunique() < n_tasks
+    assert (df["rayon"] == "1").all()  # the tokenizer's threads: the task's one CPU, not every core
 
 
 # ---------------------------------------------------------------------------------------------
