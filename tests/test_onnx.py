@@ -72,6 +72,13 @@ def test_fp16_backend_and_gpu_choice(tiny_artifact, monkeypatch, caplog):
     assert on_cpu.batch_size == S.GPU_BATCH_SIZE  # a GPU task's default, whatever runs it
     np.testing.assert_allclose(on_cpu.predict_proba(texts), ref, atol=1e-5)
 
+    # onnxruntime-gpu installed but its CUDA libraries missing: ONNX Runtime would fall back to CPU
+    # quietly; the scorer says what is wrong instead (here the CPU build plays that part)
+    monkeypatch.setattr(S, "ort_cuda_available", lambda: True)
+    with pytest.raises(ArtifactError, match="could not start its CUDA provider on GPU 1"):
+        S.Scorer(str(tiny_artifact), device="/GPU:1", backend="onnx-fp16")
+    monkeypatch.undo()
+
     assert S.gpu_index(None) == 0 and S.gpu_index("3") == 3
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # Spark's physical address -> this process's index
     assert S.gpu_index("3") == 1
