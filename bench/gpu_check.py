@@ -303,6 +303,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip-spark", action="store_true")
     p.add_argument("--processes", type=lambda v: [int(x) for x in v.split(",")], default=list(PROCESSES),
                    help="process counts sharing the GPU, as Spark tasks with spark.task.resource.gpu.amount=1/N")
+    p.add_argument("--spark-only", action="store_true", help="only the device and agreement checks and the Spark step")
     p.add_argument("--allow-cpu", action="store_true", help="dry run on CPU where there is no GPU")
     args = p.parse_args(argv)
 
@@ -344,7 +345,7 @@ def main(argv=None) -> int:
           f"host side alone (normalise + tokenize + pad): {host:,.0f} tweets/s")
 
     best = (0.0, None)
-    for workers in WORKERS:
+    for workers in WORKERS[:1] if args.spark_only else WORKERS:
         scorer = Scorer(str(artifact), device=device, intra_op_threads=workers, backend=backend)
         if workers == WORKERS[0]:
             providers = scorer._session.get_providers() if hasattr(scorer, "_session") else [scorer.device]
@@ -363,7 +364,7 @@ def main(argv=None) -> int:
             report.update(max_abs_diff=diff, label_agreement=agree)
             if diff > MAX_DIFF or agree < MIN_AGREEMENT:
                 failures.append(f"scores differ from the reference (max |diff| {diff:.2e}, agreement {agree:.4%})")
-        for bs in BATCH_SIZES:
+        for bs in () if args.spark_only else BATCH_SIZES:
             scorer.batch_size = bs
             rate = timed(lambda: scorer.score(texts), len(texts))
             report["scorer"][f"batch{bs}_inflight{workers}"] = rate
@@ -371,10 +372,10 @@ def main(argv=None) -> int:
             best = max(best, (rate, (bs, workers)))
         del scorer
 
-    peer = torch_peer(artifact, texts, unique, BATCH_SIZES, peer_device) if (artifact / "model.fp16.onnx").is_file() \
-        else None
+    peer = torch_peer(artifact, texts, unique, BATCH_SIZES, peer_device) \
+        if (artifact / "model.fp16.onnx").is_file() and not args.spark_only else None
     shared = {}
-    for kind in ("scorer", "torch") if peer else ("scorer",):
+    for kind in () if args.spark_only else ("scorer", "torch") if peer else ("scorer",):
         batch = GPU_BATCH_SIZE if kind == "scorer" else max(peer["rates"], key=peer["rates"].get)
         for n in args.processes:
             shared[f"{kind}_{n}"] = r = shared_gpu_rate(kind, artifact, backend, device, texts, batch, n)
@@ -388,7 +389,7 @@ def main(argv=None) -> int:
         report["torch_peer"] = {"rates": peer["rates"], "torch": peer["torch"], "max_abs_diff": pd_}
     tflops = fp16_matmul_tflops(peer_device)
     flop = FLOP_PER_TOKEN * mean_tokens
-    rate, (bs, workers) = best
+    rate, (bs, workers) = best if best[1] else (0.0, (GPU_BATCH_SIZE, 1))
     report.update(best={"tweets_per_second": rate, "batch": bs, "in_flight": workers}, flop_per_tweet=flop,
                   fp16_matmul_tflops=tflops)
     line = f"best in one process: {rate:,.0f} tweets/s (batch {bs}, {workers} in flight) = {rate * flop / 1e12:.1f} TFLOP/s of matmul work"
@@ -399,8 +400,9 @@ def main(argv=None) -> int:
         top = max(peer["rates"].values())
         report["vs_torch_peer"] = rate / top
         line += f"; {rate / top:.2f}x the PyTorch peer's best ({top:,.0f})"
-    print(line)
-    ours = max(v for k, v in shared.items() if k.startswith("scorer_"))
+    if not args.spark_only:
+        print(line)
+    ours = max([v for k, v in shared.items() if k.startswith("scorer_")], default=0.0)
     line = f"per GPU, processes sharing it: {ours:,.0f} tweets/s = {ours * flop / 1e12:.1f} TFLOP/s of matmul work"
     report["per_gpu"] = {"tweets_per_second": ours}
     if tflops:
@@ -410,7 +412,8 @@ def main(argv=None) -> int:
     if theirs:
         report["per_gpu"]["vs_torch_peer"] = ours / max(theirs)
         line += f"; {ours / max(theirs):.2f}x the PyTorch peer's best ({max(theirs):,.0f})"
-    print(line)
+    if not args.spark_only:
+        print(line)
 
     if args.skip_spark:
         print("Spark on GPU executors: skipped (--skip-spark)")
