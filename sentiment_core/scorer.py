@@ -148,7 +148,8 @@ class Scorer:
             if gpu and not cuda:
                 log.warning("backend %s runs on CPU: %s", self.backend, "int8 is CPU-only" if self.backend == "onnx-int8"
                             else "onnxruntime has no CUDA provider (install onnxruntime-gpu for the GPU)")
-            self.device = f"cuda:{int(re.sub(r'[^0-9]', '', device) or 0)}" if cuda else "cpu"
+            index = re.search(r"(\d+)$", device) if cuda else None  # "/GPU:1", "cuda:1" -> 1
+            self.device = f"cuda:{int(index.group(1)) if index else 0}" if cuda else "cpu"
             self._session = _ort_session(artifact, self.meta, self.backend, check=not _unchecked,
                                          cuda_device=int(self.device[5:]) if cuda else None)
             # CPU: concurrent single-threaded mini-batches; GPU: that many in flight (host work overlaps)
