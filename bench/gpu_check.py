@@ -42,11 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.scoring import FLOP_PER_TOKEN, timed
+
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_SIZES = (64, 256, 1024)
 WORKERS = (1, 2)
 PROCESSES = (1, 2, 4, 8)
-REPEATS = 3
 MAX_DIFF = 1e-2
 MIN_AGREEMENT = 0.999
 
@@ -65,16 +66,6 @@ def gpu_memory_of(pid: int) -> float | None:
     rows = nvidia_smi("--query-compute-apps=pid,used_memory")
     mine = [float(r[1]) for r in rows if len(r) > 1 and r[0] == str(pid) and r[1].replace(".", "").isdigit()]
     return sum(mine) if mine else None
-
-
-def timed(fn, n: int) -> float:
-    fn()  # warm: sessions, kernels, memory pools
-    rates = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        fn()
-        rates.append(n / (time.perf_counter() - t0))
-    return float(np.median(rates))
 
 
 def reference_scores(artifact: Path, texts: list[str], path: Path | None) -> np.ndarray:
@@ -288,9 +279,70 @@ def spark_check(artifact: Path, input_path: Path, workdir: Path, backend: str, n
     return {"ok": ok and bool(s["reconciled"]), **{k: s[k] for k in ("scored", "wall_seconds", "tweets_per_second")}}
 
 
+def throughput(first: "Scorer", artifact: Path, backend: str, device: str, on_gpu: bool, texts: list[str],
+               unique: list[str], ref: np.ndarray, mean_tokens: float, processes: list[int], report: dict) -> None:
+    """Steps 2-4 of the module docstring, printed and added to ``report``. ``first`` is the
+    loaded scorer with WORKERS[0] mini-batches in flight."""
+    from sentiment_core.scorer import GPU_BATCH_SIZE, Scorer
+
+    peer_device = "cuda" if on_gpu else "cpu"
+    report["scorer"] = {}
+    best = (0.0, None)
+    for workers in WORKERS:
+        scorer = first if workers == WORKERS[0] else Scorer(str(artifact), device=device, intra_op_threads=workers,
+                                                           backend=backend)
+        for bs in BATCH_SIZES:
+            scorer.batch_size = bs
+            rate = timed(lambda: scorer.score(texts), len(texts))
+            report["scorer"][f"batch{bs}_inflight{workers}"] = rate
+            print(f"  batch {bs:5d}, {workers} in flight: {rate:10,.0f} tweets/s")
+            best = max(best, (rate, (bs, workers)))
+
+    peer = torch_peer(artifact, texts, unique, BATCH_SIZES, peer_device) if (artifact / "model.fp16.onnx").is_file() \
+        else None
+    shared = {}
+    for kind in ("scorer", "torch") if peer else ("scorer",):
+        batch = GPU_BATCH_SIZE if kind == "scorer" else max(peer["rates"], key=peer["rates"].get)
+        for n in processes:
+            shared[f"{kind}_{n}"] = r = shared_gpu_rate(kind, artifact, backend, device, texts, batch, n)
+            print(f"{n} processes sharing the GPU ({kind}, batch {batch}): {r:10,.0f} tweets/s together")
+    report["shared_gpu"] = shared
+    if peer:
+        pd_ = float(np.max(np.abs(peer["scores"] - ref)))
+        print(f"PyTorch {peer['torch']} peer ({peer_device}, {'fp16' if on_gpu else 'fp32'}, SDPA): "
+              + ", ".join(f"batch {b}: {r:,.0f}" for b, r in peer["rates"].items())
+              + f" tweets/s; max |diff| vs reference {pd_:.2e}")
+        report["torch_peer"] = {"rates": peer["rates"], "torch": peer["torch"], "max_abs_diff": pd_}
+    tflops = fp16_matmul_tflops(peer_device)
+    flop = FLOP_PER_TOKEN * mean_tokens
+    rate, (bs, workers) = best
+    report.update(best={"tweets_per_second": rate, "batch": bs, "in_flight": workers}, flop_per_tweet=flop,
+                  fp16_matmul_tflops=tflops)
+    line = f"best in one process: {rate:,.0f} tweets/s (batch {bs}, {workers} in flight) = {rate * flop / 1e12:.1f} TFLOP/s of matmul work"
+    if tflops:
+        report["share_of_peak"] = rate * flop / (tflops * 1e12)
+        line += f", {report['share_of_peak']:.1%} of the measured fp16 matmul peak ({tflops:.0f} TFLOP/s)"
+    if peer:
+        top = max(peer["rates"].values())
+        report["vs_torch_peer"] = rate / top
+        line += f"; {rate / top:.2f}x the PyTorch peer's best ({top:,.0f})"
+    print(line)
+    ours = max(v for k, v in shared.items() if k.startswith("scorer_"))
+    line = f"per GPU, processes sharing it: {ours:,.0f} tweets/s = {ours * flop / 1e12:.1f} TFLOP/s of matmul work"
+    report["per_gpu"] = {"tweets_per_second": ours}
+    if tflops:
+        report["per_gpu"]["share_of_peak"] = ours * flop / (tflops * 1e12)
+        line += f", {report['per_gpu']['share_of_peak']:.1%} of the measured peak"
+    theirs = [v for k, v in shared.items() if k.startswith("torch_")]
+    if theirs:
+        report["per_gpu"]["vs_torch_peer"] = ours / max(theirs)
+        line += f"; {ours / max(theirs):.2f}x the PyTorch peer's best ({max(theirs):,.0f})"
+    print(line)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")  # one process owns the host: tokenize on all cores
-    from bench.scoring import DEFAULT_INPUT, FALLBACK_INPUT, FLOP_PER_TOKEN, ensure_model, load_texts
+    from bench.scoring import DEFAULT_INPUT, FALLBACK_INPUT, ensure_model, load_texts
 
     p = argparse.ArgumentParser(prog="python -m bench.gpu_check")
     p.add_argument("--model", type=Path)
@@ -308,7 +360,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from sentiment_core.artifact import load_metadata
-    from sentiment_core.scorer import GPU_BATCH_SIZE, Scorer, ort_cuda_available, resolve_backend
+    from sentiment_core.scorer import Scorer, ort_cuda_available, resolve_backend
     from sentiment_core.text import normalize_all
     from sentiment_core.tokenization import TextEncoder
 
@@ -332,7 +384,6 @@ def main(argv=None) -> int:
               "tensorflow[and-cuda] for tf; check nvidia-smi)")
         return 1
     device = "/GPU:0" if on_gpu else "/CPU:0"
-    peer_device = "cuda" if on_gpu else "cpu"
 
     unique = load_texts(args.input)
     texts = (unique * (args.rows // max(1, len(unique)) + 1))[: args.rows]
@@ -340,80 +391,30 @@ def main(argv=None) -> int:
     mean_tokens = float(np.mean([len(s) for s in enc.encode(normalize_all(unique, meta["normalization"]))]))
     host = timed(lambda: list(enc.sorted_batches(normalize_all(texts, meta["normalization"]), 256, 1)), len(texts))
     report = {"gpu": gpus[0][1] if gpus else None, "backend": backend, "rows": len(texts), "distinct_tweets": len(unique),
-              "mean_tokens": mean_tokens, "host_side_tweets_per_second": host, "scorer": {}}
+              "mean_tokens": mean_tokens, "host_side_tweets_per_second": host}
     print(f"{len(texts)} tweets ({len(unique)} distinct, real), {mean_tokens:.1f} tokens on average; "
           f"host side alone (normalise + tokenize + pad): {host:,.0f} tweets/s")
 
-    best = (0.0, None)
-    for workers in WORKERS[:1] if args.spark_only else WORKERS:
-        scorer = Scorer(str(artifact), device=device, intra_op_threads=workers, backend=backend)
-        if workers == WORKERS[0]:
-            providers = scorer._session.get_providers() if hasattr(scorer, "_session") else [scorer.device]
-            mem = gpu_memory_of(os.getpid()) if on_gpu else None
-            print(f"scorer: backend {scorer.backend} on {scorer.device}, providers {providers}, "
-                  f"GPU memory of this process {mem} MiB, loaded in {scorer.load_seconds:.1f}s")
-            report.update(device=scorer.device, providers=providers, gpu_memory_mib=mem)
-            if on_gpu and not (scorer.device.startswith("cuda") or "GPU" in scorer.device):
-                failures.append(f"scorer runs on {scorer.device}, not the GPU")
-            ref = reference_scores(artifact, unique, args.reference)
-            got, labels = scorer.score(unique)
-            thr = float(meta["threshold"])
-            diff = float(np.max(np.abs(got - ref)))
-            agree = float(np.mean((got >= thr) == (ref >= thr)))
-            print(f"vs fp32 CPU reference on {len(unique)} tweets: max |diff| {diff:.2e}, labels identical {agree:.4%}")
-            report.update(max_abs_diff=diff, label_agreement=agree)
-            if diff > MAX_DIFF or agree < MIN_AGREEMENT:
-                failures.append(f"scores differ from the reference (max |diff| {diff:.2e}, agreement {agree:.4%})")
-        for bs in () if args.spark_only else BATCH_SIZES:
-            scorer.batch_size = bs
-            rate = timed(lambda: scorer.score(texts), len(texts))
-            report["scorer"][f"batch{bs}_inflight{workers}"] = rate
-            print(f"  batch {bs:5d}, {workers} in flight: {rate:10,.0f} tweets/s")
-            best = max(best, (rate, (bs, workers)))
-        del scorer
-
-    peer = torch_peer(artifact, texts, unique, BATCH_SIZES, peer_device) \
-        if (artifact / "model.fp16.onnx").is_file() and not args.spark_only else None
-    shared = {}
-    for kind in () if args.spark_only else ("scorer", "torch") if peer else ("scorer",):
-        batch = GPU_BATCH_SIZE if kind == "scorer" else max(peer["rates"], key=peer["rates"].get)
-        for n in args.processes:
-            shared[f"{kind}_{n}"] = r = shared_gpu_rate(kind, artifact, backend, device, texts, batch, n)
-            print(f"{n} processes sharing the GPU ({kind}, batch {batch}): {r:10,.0f} tweets/s together")
-    report["shared_gpu"] = shared
-    if peer:
-        pd_ = float(np.max(np.abs(peer["scores"] - ref)))
-        print(f"PyTorch {peer['torch']} peer ({peer_device}, {'fp16' if on_gpu else 'fp32'}, SDPA): "
-              + ", ".join(f"batch {b}: {r:,.0f}" for b, r in peer["rates"].items())
-              + f" tweets/s; max |diff| vs reference {pd_:.2e}")
-        report["torch_peer"] = {"rates": peer["rates"], "torch": peer["torch"], "max_abs_diff": pd_}
-    tflops = fp16_matmul_tflops(peer_device)
-    flop = FLOP_PER_TOKEN * mean_tokens
-    rate, (bs, workers) = best if best[1] else (0.0, (GPU_BATCH_SIZE, 1))
-    report.update(best={"tweets_per_second": rate, "batch": bs, "in_flight": workers}, flop_per_tweet=flop,
-                  fp16_matmul_tflops=tflops)
-    line = f"best in one process: {rate:,.0f} tweets/s (batch {bs}, {workers} in flight) = {rate * flop / 1e12:.1f} TFLOP/s of matmul work"
-    if tflops:
-        report["share_of_peak"] = rate * flop / (tflops * 1e12)
-        line += f", {report['share_of_peak']:.1%} of the measured fp16 matmul peak ({tflops:.0f} TFLOP/s)"
-    if peer:
-        top = max(peer["rates"].values())
-        report["vs_torch_peer"] = rate / top
-        line += f"; {rate / top:.2f}x the PyTorch peer's best ({top:,.0f})"
+    scorer = Scorer(str(artifact), device=device, intra_op_threads=WORKERS[0], backend=backend)
+    providers = scorer._session.get_providers() if hasattr(scorer, "_session") else [scorer.device]
+    mem = gpu_memory_of(os.getpid()) if on_gpu else None
+    print(f"scorer: backend {scorer.backend} on {scorer.device}, providers {providers}, "
+          f"GPU memory of this process {mem} MiB, loaded in {scorer.load_seconds:.1f}s")
+    report.update(device=scorer.device, providers=providers, gpu_memory_mib=mem)
+    if on_gpu and not (scorer.device.startswith("cuda") or "GPU" in scorer.device):
+        failures.append(f"scorer runs on {scorer.device}, not the GPU")
+    ref = reference_scores(artifact, unique, args.reference)
+    got, _ = scorer.score(unique)
+    thr = float(meta["threshold"])
+    diff = float(np.max(np.abs(got - ref)))
+    agree = float(np.mean((got >= thr) == (ref >= thr)))
+    print(f"vs fp32 CPU reference on {len(unique)} tweets: max |diff| {diff:.2e}, labels identical {agree:.4%}")
+    report.update(max_abs_diff=diff, label_agreement=agree)
+    if diff > MAX_DIFF or agree < MIN_AGREEMENT:
+        failures.append(f"scores differ from the reference (max |diff| {diff:.2e}, agreement {agree:.4%})")
     if not args.spark_only:
-        print(line)
-    ours = max([v for k, v in shared.items() if k.startswith("scorer_")], default=0.0)
-    line = f"per GPU, processes sharing it: {ours:,.0f} tweets/s = {ours * flop / 1e12:.1f} TFLOP/s of matmul work"
-    report["per_gpu"] = {"tweets_per_second": ours}
-    if tflops:
-        report["per_gpu"]["share_of_peak"] = ours * flop / (tflops * 1e12)
-        line += f", {report['per_gpu']['share_of_peak']:.1%} of the measured peak"
-    theirs = [v for k, v in shared.items() if k.startswith("torch_")]
-    if theirs:
-        report["per_gpu"]["vs_torch_peer"] = ours / max(theirs)
-        line += f"; {ours / max(theirs):.2f}x the PyTorch peer's best ({max(theirs):,.0f})"
-    if not args.spark_only:
-        print(line)
+        throughput(scorer, artifact, backend, device, on_gpu, texts, unique, ref, mean_tokens, args.processes, report)
+    del scorer
 
     if args.skip_spark:
         print("Spark on GPU executors: skipped (--skip-spark)")

@@ -89,19 +89,26 @@ def tutorial_way(artifact: Path, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t0)
 
 
+def timed(fn, n: int) -> float:
+    """Items/s of ``fn`` over ``n`` items: one warm call (shapes traced, sessions and memory pools
+    grown), then the median of REPEATS timed calls."""
+    fn()
+    rates = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        fn()
+        rates.append(n / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
 def in_process(artifact: Path, texts: list[str], backend: str) -> tuple[float, float]:
     from sentiment_core.scorer import Scorer
     from sentiment_core.text import normalize_all
 
     scorer = Scorer(str(artifact), backend=backend, intra_op_threads=os.cpu_count())
-    scorer.score(texts)  # warm: shapes traced, memory arenas grown
-    rates = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        scorer.score(texts)
-        rates.append(len(texts) / (time.perf_counter() - t0))
+    rate = timed(lambda: scorer.score(texts), len(texts))
     lens = [len(s) for s in scorer.encoder.encode(normalize_all(texts, scorer.normalization))]  # what the model sees
-    return float(np.median(rates)), float(np.mean(lens))
+    return rate, float(np.mean(lens))
 
 
 def torch_baseline(artifact: Path, texts: list[str], python: Path, workdir: Path) -> list[float] | None:

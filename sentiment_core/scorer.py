@@ -148,11 +148,13 @@ class Scorer:
             if gpu and not cuda:
                 log.warning("backend %s runs on CPU: %s", self.backend, "int8 is CPU-only" if self.backend == "onnx-int8"
                             else "onnxruntime has no CUDA provider (install onnxruntime-gpu for the GPU)")
-            index = re.search(r"(\d+)$", device) if cuda else None  # "/GPU:1", "cuda:1" -> 1
-            self.device = f"cuda:{int(index.group(1)) if index else 0}" if cuda else "cpu"
-            self._session = _ort_session(artifact, self.meta, self.backend, check=not _unchecked,
-                                         cuda_device=int(self.device[5:]) if cuda else None)
-            # CPU: concurrent single-threaded mini-batches; GPU: that many in flight (host work overlaps)
+            cuda_device = None
+            if cuda:  # "/GPU:1", "cuda:1" -> 1
+                index = re.search(r"(\d+)$", device)
+                cuda_device = int(index.group(1)) if index else 0
+            self.device = "cpu" if cuda_device is None else f"cuda:{cuda_device}"
+            self._session = _ort_session(artifact, self.meta, self.backend, check=not _unchecked, cuda_device=cuda_device)
+            # CPU: concurrent single-threaded mini-batches; GPU: GPU_WORKERS mini-batches in flight
             workers = int(intra_op_threads or (GPU_WORKERS if cuda else os.cpu_count()) or 1)
             if workers > 1:  # InferenceSession.run is thread-safe and releases the GIL
                 self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ort")
@@ -246,5 +248,5 @@ def get_scorer(artifact: str, device: str | None = None, batch_size: int | None 
             scorer = _cache[key] = Scorer(artifact, device, batch_size, intra_op_threads, backend)
             counted = (key[0], scorer.backend)
             load_counts[counted] = load_counts.get(counted, 0) + 1
-        scorer.batch_size = _batch_rows(batch_size, scorer.backend, is_gpu(scorer.device))
+        scorer.batch_size = _batch_rows(batch_size, scorer.backend, is_gpu(device))  # as Scorer() sizes it
         return scorer

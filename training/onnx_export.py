@@ -208,7 +208,7 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
 
 def fp16_encoder(model):
     """A copy of the graph whose encoder (the embedding and layer nodes of :func:`build_graph`,
-    named ``emb``/``mask_index``/``l<i>_...``) computes in float16: its float weights become
+    named ``emb`` and ``l<i>_...``) computes in float16: its float weights become
     float16 and its output is cast back to float32 for the pooling and head, which stay float32
     (the mask, sums and sigmoid lose nothing). Inputs and outputs keep their types."""
     import onnx
@@ -217,7 +217,7 @@ def fp16_encoder(model):
     half = onnx.ModelProto()
     half.CopyFrom(model)
     g = half.graph
-    enc = [n for n in g.node if n.name in ("emb", "mask_index") or (n.name[:1] == "l" and n.name[1:2].isdigit())]
+    enc = [n for n in g.node if n.name == "emb" or (n.name[:1] == "l" and n.name[1:2].isdigit())]
     enc_names = {n.name for n in enc}
     rest_inputs = {i for n in g.node if n.name not in enc_names for i in n.input}
     enc_inputs = {i for n in enc for i in n.input}
