@@ -153,9 +153,9 @@ def export_artifact(run, model, encoder, tok_dir: Path, base_cfg: dict, info: di
 
 
 def _onnx_backends(staging: Path, model, pooling: str, reference, test_texts, test_y, threshold: float) -> dict:
-    """model.onnx / model.int8.onnx from the trained weights, each checked against the exported
-    SavedModel; the test metrics of each go into the metadata so a user can weigh int8's speed
-    against its accuracy."""
+    """model.onnx / model.int8.onnx / model.fp16.onnx from the trained weights, each checked against
+    the exported SavedModel; the test metrics of each go into the metadata so a user can weigh
+    int8's speed (and fp16's, on a GPU) against its accuracy."""
     from training.onnx_export import bert_weights, write_backends
 
     heads, eps = None, 1e-12
