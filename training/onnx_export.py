@@ -156,11 +156,11 @@ def build_graph(w: Mapping[str, np.ndarray], num_heads: int, pooling: str, layer
 
 def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: int, pooling: str,
                    reference: Callable[[Sequence[str]], np.ndarray], check_texts: Sequence[str],
-                   layer_norm_eps: float = 1e-12, evaluate: Callable[[object, np.ndarray], dict] | None = None) -> dict:
+                   layer_norm_eps: float = 1e-12, evaluate: Callable[[str, object, np.ndarray], dict] | None = None) -> dict:
     """Write model.onnx, model.int8.onnx and model.fp16.onnx into ``out_dir`` (an artifact, complete but for
     them), check each against ``reference`` (texts -> probabilities from the SavedModel) on
     ``check_texts``, and return the ``backends`` metadata. Failed backends are removed.
-    ``evaluate(scorer, check_probs) -> dict`` adds to each kept backend's entry (e.g. its test
+    ``evaluate(name, scorer, check_probs) -> dict`` adds to each kept backend's entry (e.g. its test
     metrics), with the scorer loaded for the check and its probabilities on ``check_texts``."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -196,7 +196,7 @@ def write_backends(out_dir: Path, weights: Mapping[str, np.ndarray], num_heads: 
                  "check": {"rows": len(check_texts), "max_abs_diff": diff, "label_agreement": agree,
                            "reference": "saved_model"}}
         if ok:
-            result[name] = {**entry, **(evaluate(scorer, got) if evaluate else {})}
+            result[name] = {**entry, **(evaluate(name, scorer, got) if evaluate else {})}
             log.info("backend %s: max |diff| %.2e, label agreement %.4f over %d rows", name, diff, agree, len(ref))
         else:
             (out_dir / fname).unlink(missing_ok=True)
@@ -268,7 +268,7 @@ def add_to_artifact(artifact: str, check_texts: Sequence[str] | None = None,
         check_texts = default_check_texts()
     heads = int(meta["base_model_config"]["num_attention_heads"])
 
-    def check_metrics(scorer, check_probs: np.ndarray) -> dict:
+    def check_metrics(name, scorer, check_probs: np.ndarray) -> dict:
         return {"check_metrics": binary_metrics(np.asarray(check_labels), check_probs[:, 1],
                                                 float(meta.get("threshold", 0.5)))}
 
