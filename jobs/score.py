@@ -130,15 +130,17 @@ def prepare_tweets(records, langs: tuple[str, ...]):
 
 def score_tweets(tweets, artifact: str, batch_size: int | None, partitions: int, model_version: str, run_id: str,
                  include_text: bool, backend: str = "auto"):
-    """Canonical tweets -> output rows. Rows are hash-partitioned by id and sorted by text length
-    within each task: mini-batches of similar length pad little, and the order (so the output)
-    is the same on every run."""
+    """Canonical tweets -> output rows. Rows are hash-partitioned by text and sorted by text length,
+    then text, within each task: mini-batches of similar length pad little, the repeats of a text
+    (retweets) meet in one Arrow batch, where the scorer runs the model once per distinct text,
+    and the order (so the output) is the same on every run. A text repeated a million times
+    makes its task longer by a million rows to move, not a million model rows."""
     from pyspark.sql import functions as F
 
     from sentiment_core.spark import score_udf
 
-    scored = (tweets.repartition(partitions, "tweet_id")
-              .sortWithinPartitions(F.length("text"), "tweet_id")
+    scored = (tweets.repartition(partitions, "text")
+              .sortWithinPartitions(F.length("text"), "text", "tweet_id")
               .withColumn("_s", score_udf(artifact, batch_size, backend)(F.col("text"))))
     cols = ["tweet_id", "created_at", "user", "lang"] + (["text"] if include_text else []) + [
         "is_retweet", "source_file", F.col("_s.score").alias("score"), F.col("_s.label").alias("label"),

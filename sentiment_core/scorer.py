@@ -170,9 +170,20 @@ class Scorer:
     def _forward_ort(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self._session.run(["probabilities"], {"input_ids": ids, "attention_mask": mask})[0]
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [n, len(labels)] class probabilities, in input order."""
+    def predict_proba(self, texts: Sequence[str], dedup: bool = True) -> np.ndarray:
+        """float32 [n, len(labels)] class probabilities, in input order. With ``dedup``, each
+        distinct text (after normalisation, which is what the model sees) goes through the model
+        once and its row is copied to every repeat: retweets repeat their original's text, 11% of
+        a real v1.1 minute file's tweets and 30-45% of the v2 sample files'."""
         texts = normalize_all(texts, self.normalization)
+        if dedup:
+            first: dict[str, int] = {}
+            inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64, count=len(texts))
+            if len(first) < len(texts):
+                return self._predict(list(first))[inverse]  # dicts keep insertion order: row i is text i
+        return self._predict(texts)
+
+    def _predict(self, texts: list[str]) -> np.ndarray:
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         batches = self.encoder.sorted_batches(texts, self.batch_size, self._pad_multiple)
         if self._pool is None:
@@ -191,9 +202,9 @@ class Scorer:
             return np.where(probs[:, pos] >= self.threshold, self.labels[pos], self.labels[1 - pos])
         return self.labels[probs.argmax(axis=1)]
 
-    def score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, texts: Sequence[str], dedup: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(score, label): score is the positive-class probability (float32), label its name."""
-        probs = self.predict_proba(texts)
+        probs = self.predict_proba(texts, dedup)
         pos = self.meta["labels"].index(self.meta["positive_label"])
         return probs[:, pos].copy(), self.labels_for(probs)
 

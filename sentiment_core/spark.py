@@ -251,6 +251,12 @@ def worker_scorer(artifact: str, batch_size: int | None, backend: str = "auto"):
 FAIL_FIRST_ATTEMPT_CONF = "spark.tweet_sentiment.test.failFirstAttempt"
 
 
+# Each distinct text of an Arrow batch through the model once (the scorer's ``dedup``), on by
+# default; off only to measure the model path on resampled archives, whose texts repeat far more
+# than real ones (bench.scoring).
+DEDUP_TEXTS_CONF = "spark.tweet_sentiment.dedupTexts"
+
+
 def score_udf(artifact: str, batch_size: int | None, backend: str = "auto"):
     """pandas UDF: text -> struct(score float, label string), model loaded once per worker."""
     from pyspark.sql import SparkSession
@@ -258,6 +264,7 @@ def score_udf(artifact: str, batch_size: int | None, backend: str = "auto"):
 
     active = SparkSession.getActiveSession()
     fail_first = active is not None and active.conf.get(FAIL_FIRST_ATTEMPT_CONF, "false").lower() == "true"
+    dedup = active is None or active.conf.get(DEDUP_TEXTS_CONF, "true").lower() != "false"
 
     @pandas_udf("score float, label string")
     def score(texts: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
@@ -269,7 +276,7 @@ def score_udf(artifact: str, batch_size: int | None, backend: str = "auto"):
                 raise RuntimeError(f"injected failure ({FAIL_FIRST_ATTEMPT_CONF}): attempt 0 of partition 0")
         scorer = worker_scorer(artifact, batch_size, backend)
         for batch in texts:
-            s, labels = scorer.score(batch.tolist())
+            s, labels = scorer.score(batch.tolist(), dedup=dedup)
             yield pd.DataFrame({"score": s, "label": labels})
 
     return score

@@ -170,3 +170,25 @@ def test_job_refuses_missing_backend_before_spark(tiny_artifact, tmp_path, capsy
     err = capsys.readouterr().err
     assert "no onnx-int8 backend" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_each_distinct_text_scored_once(tiny_artifact):
+    """Repeats of a text (retweets; or texts equal after normalisation, which is what the model
+    sees) go through the model once, and every repeat gets that row's scores, as if scored alone."""
+    from sentiment_core.scorer import Scorer
+    from sentiment_core.text import normalize_all
+
+    scorer = Scorer(str(tiny_artifact), backend="onnx")
+    texts = TEXTS + _texts_from_fixture()
+    repeated = texts + texts[::2] + [f"  {texts[0]}\n"]  # the last equals texts[0] once whitespace is collapsed
+    rows: list[int] = []
+    forward = scorer._forward
+    scorer._forward = lambda ids, mask: (rows.append(len(ids)), forward(ids, mask))[1]
+    once = scorer.predict_proba(repeated)
+    assert sum(rows) == len(set(normalize_all(repeated, scorer.normalization))) < len(repeated)
+    rows.clear()
+    every = scorer.predict_proba(repeated, dedup=False)
+    assert sum(rows) == len(repeated)
+    np.testing.assert_allclose(once, every, atol=1e-6)
+    assert (once[len(texts):len(texts) + len(texts[::2])] == once[:len(texts)][::2]).all()
+    assert (once[-1] == once[0]).all()
