@@ -156,3 +156,29 @@ def test_bad_input_is_one_clear_error(case, tmp_path, tiny_base, tiny_run, capsy
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err and err[-1].startswith("error: ") and expect in err[-1]
+
+
+def test_early_stopped_run_restarted_goes_to_export(tmp_path, tiny_base, monkeypatch, capsys):
+    """A run that stopped early and failed (or was killed) before its export trains no further
+    epoch when started again: it exports the kept model."""
+    from training import export
+    from training.train import main
+
+    out = tmp_path / "run"
+    args = ["--data", str(DATA), "--output-dir", str(out), "--base-model", str(tiny_base), "--epochs", "3",
+            "--batch-size", "32", "--learning-rate", "1e-3", "--patience", "0"]  # 0: stop after the first epoch
+    real = export.export_artifact
+
+    def fail(*a, **k):
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(export, "export_artifact", fail)
+    with pytest.raises(OSError):
+        main(args)
+    assert not (out / "artifact").exists()
+    monkeypatch.setattr(export, "export_artifact", real)
+    assert main(args) == 0
+    meta = json.loads((out / "artifact" / "metadata.json").read_text())
+    t = meta["training"]
+    assert t["stopped_early"] and t["global_steps"] == t["steps_per_epoch"] and t["best_epoch"] == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str((out / "artifact").resolve())

@@ -267,6 +267,12 @@ def train(cfg: TrainConfig) -> Path:
     epoch_seconds = []
     while int(state["epoch"].numpy()) < cfg.epochs:
         epoch = int(state["epoch"].numpy())
+        # checked here, not after the epoch's save: a run that stopped early and was then killed
+        # (or failed) before its export goes straight to the export when restarted
+        if epoch > 0 and int(state["bad_epochs"].numpy()) >= cfg.patience:
+            log.info("early stopping: validation loss has not improved for %d epoch(s)", cfg.patience)
+            stopped_early = True
+            break
         skip = int(state["step_in_epoch"].numpy())
         if cfg.max_steps and int(state["global_step"].numpy()) >= cfg.max_steps:
             break
@@ -344,10 +350,6 @@ def train(cfg: TrainConfig) -> Path:
         state["epoch"].assign_add(1)
         state["step_in_epoch"].assign(0)
         manager.save(checkpoint_number=int(state["global_step"].numpy()))
-        if int(state["bad_epochs"].numpy()) >= cfg.patience:
-            log.info("early stopping: validation loss has not improved for %d epoch(s)", cfg.patience)
-            stopped_early = True
-            break
     tb.flush()
 
     model.load_weights(str(run.best_dir / "weights")).expect_partial()
