@@ -182,3 +182,14 @@ def test_early_stopped_run_restarted_goes_to_export(tmp_path, tiny_base, monkeyp
     t = meta["training"]
     assert t["stopped_early"] and t["global_steps"] == t["steps_per_epoch"] and t["best_epoch"] == 1
     assert capsys.readouterr().out.strip().splitlines()[-1] == str((out / "artifact").resolve())
+
+
+def test_export_check_rows_span_the_split():
+    """The export's check rows are spread over the test split, not its head: a labelled file's
+    rows are often grouped by label (Sentiment140's negatives come first)."""
+    from training.export import spread
+
+    assert spread(10, 4).tolist() == [0, 3, 6, 9]
+    assert spread(3, 10).tolist() == [0, 1, 2]
+    assert spread(0, 5).tolist() == []
+    assert len(spread(4464, 1024)) == 1024

@@ -136,10 +136,11 @@ def export_artifact(run, model, encoder, tok_dir: Path, base_cfg: dict, info: di
     # Reload through the production scoring path and compare with the in-memory model.
     from sentiment_core.scorer import Scorer
 
-    sample = test_texts[:EXPORT_CHECK_ROWS]
+    rows = spread(len(test_texts), EXPORT_CHECK_ROWS)
+    sample = [test_texts[i] for i in rows]
     reference = Scorer(str(staging), backend="tf")
     reloaded = reference.predict_proba(sample)[:, 1]
-    diff = float(np.max(np.abs(reloaded - test_p[: len(sample)]))) if sample else 0.0
+    diff = float(np.max(np.abs(reloaded - np.asarray(test_p)[rows]))) if sample else 0.0
     if diff > EXPORT_TOLERANCE:
         shutil.rmtree(staging, ignore_errors=True)
         raise A.ArtifactError(f"exported model disagrees with the trained model: max |diff| {diff:.2e} > "
@@ -165,16 +166,23 @@ def _onnx_backends(staging: Path, model, pooling: str, reference, test_texts, te
     if heads is None:
         return {"onnx_error": "no BERT layer with a config found in the model"}
 
-    check = test_texts[:CHECK_ROWS]
+    rows = spread(len(test_texts), CHECK_ROWS)
+    check = [test_texts[i] for i in rows]
 
     def evaluate(name, scorer, check_probs) -> dict:
         if name == "onnx-fp16":  # a GPU graph, checked here on CPU, where float16 runs slowly (minutes
             # per 100k rows): its metrics over the check rows it has just scored, not the whole split
-            return {"check_metrics": binary_metrics(test_y[:len(check)], check_probs[:, 1], threshold)}
+            return {"check_metrics": binary_metrics(np.asarray(test_y)[rows], check_probs[:, 1], threshold)}
         return {"test_metrics": binary_metrics(test_y, scorer.predict_proba(test_texts)[:, 1], threshold)}
 
     return write_backends(staging, bert_weights(model.variables), heads, pooling, reference.predict_proba,
                           check, layer_norm_eps=eps, evaluate=evaluate)
+
+
+def spread(n: int, k: int) -> np.ndarray:
+    """``min(n, k)`` row indices evenly spread over ``n`` rows: a check sample that spans the split
+    (a labelled file's rows are often grouped by label: Sentiment140's negatives come first)."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
 
 
 def _json_default(o):
