@@ -53,6 +53,7 @@ DEFAULTS = {"lr": 5e-5, "epochs": 2, "bs": 32, "pooling": "mean", "dropout": 0.1
 
 def prepare(run: Path, out: Path) -> None:
     import pyarrow.parquet as pq
+    from safetensors.numpy import load_file
 
     from sentiment_core.text import normalize_all
     from sentiment_core.tokenization import TextEncoder
@@ -61,8 +62,6 @@ def prepare(run: Path, out: Path) -> None:
     cfg = json.loads((run / "run_config.json").read_text())["config"]
     base = Path(resolve_base_model(cfg["base_model"]))
     out.mkdir(parents=True, exist_ok=True)
-    from safetensors.numpy import load_file
-
     np.savez(out / "base_fp16.npz", **{k: v.astype(np.float16) for k, v in load_file(base / "model.safetensors").items()})
     (out / "config.json").write_text((base / "config.json").read_text())
     enc = TextEncoder(str(base / "tokenizer.json"), cfg["max_length"])
@@ -143,7 +142,7 @@ def sweep(d: Path, only: list[int] | None, budget: float, rows: int | None = Non
         groups = []
         for n, prm in model.named_parameters():
             depth = int(n.split(".")[3]) + 1 if n.startswith("bert.encoder.layer.") else (0 if n.startswith("bert.embeddings") else layers + 1)
-            groups.append({"params": [prm], "lr": lr * llrd ** (layers + 1 - depth) if depth <= layers else lr,
+            groups.append({"params": [prm], "lr": lr * llrd ** (layers + 1 - depth),  # the head and pooler: lr
                            "weight_decay": 0.0 if ("LayerNorm" in n or n.endswith("bias")) else wd})
         opt = torch.optim.AdamW(groups, lr=lr)
         seqs, y = data["train"]

@@ -268,7 +268,6 @@ def main(argv=None) -> int:
     t = float(np.median(torch_passes)) if torch_passes else None
     from sentiment_core.artifact import load_metadata
     from sentiment_core.scorer import resolve_backend
-
     from sentiment_core.text import normalize_all
 
     meta = load_metadata(artifact)

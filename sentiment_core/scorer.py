@@ -174,7 +174,7 @@ class Scorer:
         """float32 [n, len(labels)] class probabilities, in input order. With ``dedup``, each
         distinct text (after normalisation, which is what the model sees) goes through the model
         once and its row is copied to every repeat: retweets repeat their original's text, 11% of
-        a real v1.1 minute file's tweets and 30-45% of the v2 sample files'."""
+        a real v1.1 minute file's tweets and up to 45% of the v2 sample files'."""
         texts = normalize_all(texts, self.normalization)
         if dedup:
             first: dict[str, int] = {}
