@@ -199,7 +199,7 @@ RUN_LOG_COLUMNS = ["run_id", "job", "model_version", "started_at", "wall_seconds
 
 def run(cfg: NightlyConfig, spark=None) -> dict:
     from pyspark import StorageLevel
-    from pyspark.sql import Window
+    from pyspark.sql import Observation, Window
     from pyspark.sql import functions as F
 
     from sentiment_core.artifact import load_metadata
@@ -246,8 +246,9 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         log.info("run %s: %d new + %d changed files: %s", run_id, len(new), len(changed), counts)
         artifact = meta["path"]
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
+        written = Observation(f"written-{run_id}")
         scored = score_tweets(prepare_tweets(records, cfg.lang), artifact, cfg.batch_size, partitions, version,
-                              run_id, cfg.include_text, cfg.backend).drop("model_version")
+                              run_id, cfg.include_text, cfg.backend, observation=written).drop("model_version")
         t_score = time.perf_counter()
         scored.write.mode("overwrite").partitionBy("dt").parquet(str(stage / "new"))
         score_seconds = time.perf_counter() - t_score
@@ -257,6 +258,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         write_side_table(records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at"),
                          counts["rejected"], stage / "rejects")
         records.unpersist()
+        check = written.get
 
         new_rows = _read_or_empty(spark, stage / "new", scored.schema)
         run_deletes = _read_or_empty(spark, stage / "deletes", "tweet_id string, user_id string, deleted_at timestamp, "
@@ -307,11 +309,11 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     wall = time.perf_counter() - t0
     summary = {**base, "noop": False, **counts, "scored": counts["to_score"], "rows_deleted": before - after,
                "rows_in_partitions": after, "partitions_written": affected, "wall_seconds": round(wall, 3),
-               "scoring_seconds": round(score_seconds, 3),
+               "scoring_seconds": round(score_seconds, 3), "model_rows": int(check["model_rows"]),
                "tweets_per_second": round(counts["to_score"] / wall, 2) if wall else None}
     accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
         summary["filtered_lang"] + summary["filtered_duplicate"]
-    summary["reconciled"] = accounted == summary["records_read"]
+    summary["reconciled"] = accounted == summary["records_read"] and int(check["n"]) == counts["to_score"]
     if not summary["reconciled"]:
         raise RuntimeError(f"counts do not reconcile: {summary}")
     C.fault_point("before_commit")

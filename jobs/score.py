@@ -129,12 +129,16 @@ def prepare_tweets(records, langs: tuple[str, ...]):
 
 
 def score_tweets(tweets, artifact: str, batch_size: int | None, partitions: int, model_version: str, run_id: str,
-                 include_text: bool, backend: str = "auto"):
+                 include_text: bool, backend: str = "auto", observation=None):
     """Canonical tweets -> output rows. Rows are hash-partitioned by text and sorted by text length,
     then text, within each task: mini-batches of similar length pad little, the repeats of a text
     (retweets) meet in one Arrow batch, where the scorer runs the model once per distinct text,
     and the order (so the output) is the same on every run. A text repeated a million times
-    makes its task longer by a million rows to move, not a million model rows."""
+    makes its task longer by a million rows to move, not a million model rows.
+
+    ``observation`` (a ``pyspark.sql.Observation``) gets, from the job that consumes the rows:
+    ``n`` rows, ``dts`` their dates, ``model_rows`` the rows the model ran on (the rest took the
+    scores of an equal text)."""
     from pyspark.sql import functions as F
 
     from sentiment_core.spark import score_udf
@@ -142,6 +146,9 @@ def score_tweets(tweets, artifact: str, batch_size: int | None, partitions: int,
     scored = (tweets.repartition(partitions, "text")
               .sortWithinPartitions(F.length("text"), "text", "tweet_id")
               .withColumn("_s", score_udf(artifact, batch_size, backend)(F.col("text"))))
+    if observation is not None:
+        scored = scored.observe(observation, F.count(F.lit(1)).alias("n"), F.collect_set("dt").alias("dts"),
+                                F.coalesce(F.sum(F.col("_s.model_row").cast("long")), F.lit(0)).alias("model_rows"))
     cols = ["tweet_id", "created_at", "user", "lang"] + (["text"] if include_text else []) + [
         "is_retweet", "source_file", F.col("_s.score").alias("score"), F.col("_s.label").alias("label"),
         F.lit(run_id).alias("run_id"), F.current_timestamp().alias("scored_at"),
@@ -225,13 +232,13 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
             write_side_table(records.where(F.col("kind") == kind).select(*cols), n, staging / table)
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         t_score = time.perf_counter()
-        scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
-                              cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend)
         # what the write takes in, counted as it goes in the same job (reading the files back cost
-        # three more jobs): rows and their dates. One row per id is by construction (the dedup),
-        # and the rows must equal the distinct ids counted before scoring
+        # three more jobs): rows, their dates, the model's rows. One row per id is by construction
+        # (the dedup), and the rows must equal the distinct ids counted before scoring
         written = Observation(f"written-{run_id}")
-        scored = scored.observe(written, F.count(F.lit(1)).alias("n"), F.collect_set("dt").alias("dts"))
+        scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
+                              cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend,
+                              observation=written)
         # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
         # may be in the default static mode, which would wipe every other partition
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
@@ -251,7 +258,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     summary = {
         "run_id": run_id, "job": "score", "model_version": meta["model_version"], "model": meta["path"],
         "inputs": list(cfg.inputs), "files": len(files), **counts, "scored": int(check["n"]),
-        "partitions_written": dts, "output": str(out.resolve()),
+        "model_rows": int(check["model_rows"]), "partitions_written": dts, "output": str(out.resolve()),
         "started_at": started.isoformat(), "wall_seconds": round(wall, 3),
         "scoring_seconds": round(score_seconds, 3),
         "tweets_per_second": round(int(check["n"]) / wall, 2) if wall else None,
@@ -280,9 +287,10 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    log.info("scored %d tweets in %.1fs (%.1f tweets/s); rejected %d, deletes %d, filtered %d+%d",
-             summary["scored"], summary["wall_seconds"], summary["tweets_per_second"] or 0, summary["rejected"],
-             summary["delete_notices"], summary["filtered_lang"], summary["filtered_duplicate"])
+    log.info("scored %d tweets (%d through the model, the rest repeats of a text) in %.1fs (%.1f tweets/s); "
+             "rejected %d, deletes %d, filtered %d+%d", summary["scored"], summary["model_rows"], summary["wall_seconds"],
+             summary["tweets_per_second"] or 0, summary["rejected"], summary["delete_notices"],
+             summary["filtered_lang"], summary["filtered_duplicate"])
     print(json.dumps(summary), flush=True)
     return 0
 

@@ -175,13 +175,20 @@ class Scorer:
         distinct text (after normalisation, which is what the model sees) goes through the model
         once and its row is copied to every repeat: retweets repeat their original's text, 11% of
         a real v1.1 minute file's tweets and up to 45% of the v2 sample files'."""
+        return self._proba(texts, dedup)[0]
+
+    def _proba(self, texts: Sequence[str], dedup: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, model_rows): ``model_rows`` marks the rows that went through the model
+        (each distinct text's first row), None when every row did."""
         texts = normalize_all(texts, self.normalization)
         if dedup:
             first: dict[str, int] = {}
             inverse = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64, count=len(texts))
             if len(first) < len(texts):
-                return self._predict(list(first))[inverse]  # dicts keep insertion order: row i is text i
-        return self._predict(texts)
+                model_rows = np.zeros(len(texts), dtype=bool)
+                model_rows[np.unique(inverse, return_index=True)[1]] = True
+                return self._predict(list(first))[inverse], model_rows  # dicts keep insertion order: row i is text i
+        return self._predict(texts), None
 
     def _predict(self, texts: list[str]) -> np.ndarray:
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
@@ -204,9 +211,17 @@ class Scorer:
 
     def score(self, texts: Sequence[str], dedup: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(score, label): score is the positive-class probability (float32), label its name."""
-        probs = self.predict_proba(texts, dedup)
+        score, labels, _ = self.score_rows(texts, dedup)
+        return score, labels
+
+    def score_rows(self, texts: Sequence[str], dedup: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(score, label, model_row): as :meth:`score`, and which rows went through the model
+        (False for a repeat that took its text's scores): what the jobs report as model rows."""
+        probs, model_rows = self._proba(texts, dedup)
         pos = self.meta["labels"].index(self.meta["positive_label"])
-        return probs[:, pos].copy(), self.labels_for(probs)
+        if model_rows is None:
+            model_rows = np.ones(len(probs), dtype=bool)
+        return probs[:, pos].copy(), self.labels_for(probs), model_rows
 
 
 BACKEND_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "onnx-fp16": "model.fp16.onnx"}

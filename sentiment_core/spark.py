@@ -258,7 +258,9 @@ DEDUP_TEXTS_CONF = "spark.tweet_sentiment.dedupTexts"
 
 
 def score_udf(artifact: str, batch_size: int | None, backend: str = "auto"):
-    """pandas UDF: text -> struct(score float, label string), model loaded once per worker."""
+    """pandas UDF: text -> struct(score float, label string, model_row boolean), model loaded once
+    per worker. ``model_row`` is False for a repeat of a text earlier in its Arrow batch, which
+    took that row's scores without a model pass (the jobs count the model's rows with it)."""
     from pyspark.sql import SparkSession
     from pyspark.sql.functions import pandas_udf
 
@@ -266,7 +268,7 @@ def score_udf(artifact: str, batch_size: int | None, backend: str = "auto"):
     fail_first = active is not None and active.conf.get(FAIL_FIRST_ATTEMPT_CONF, "false").lower() == "true"
     dedup = active is None or active.conf.get(DEDUP_TEXTS_CONF, "true").lower() != "false"
 
-    @pandas_udf("score float, label string")
+    @pandas_udf("score float, label string, model_row boolean")
     def score(texts: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         if fail_first:
             from pyspark import TaskContext
@@ -276,7 +278,7 @@ def score_udf(artifact: str, batch_size: int | None, backend: str = "auto"):
                 raise RuntimeError(f"injected failure ({FAIL_FIRST_ATTEMPT_CONF}): attempt 0 of partition 0")
         scorer = worker_scorer(artifact, batch_size, backend)
         for batch in texts:
-            s, labels = scorer.score(batch.tolist(), dedup=dedup)
-            yield pd.DataFrame({"score": s, "label": labels})
+            s, labels, model_rows = scorer.score_rows(batch.tolist(), dedup=dedup)
+            yield pd.DataFrame({"score": s, "label": labels, "model_row": model_rows})
 
     return score

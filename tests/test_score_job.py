@@ -274,6 +274,32 @@ def test_job_scores_equal_in_process_scorer(mixed_run, spark, tiny_artifact):
     assert scores["label"].tolist() == list(ref_label)
 
 
+def test_job_runs_the_model_once_per_text(spark, tiny_artifact, tmp_path):
+    """Retweets repeat their original's text: the job scores every tweet, runs the model on each
+    distinct text once and says so in the summary (``model_rows``); repeats get the same scores."""
+    from sentiment_core.text import normalize_all
+
+    lines = [json.loads(x) for x in V1_SAMPLE.read_text().splitlines() if x.strip()]
+    tweets = [t for t in lines if "delete" not in t]
+    copies = []
+    for i, t in enumerate(tweets[:6]):  # new ids, same texts, as retweets of them carry
+        c = json.loads(json.dumps(t))
+        c["id"], c["id_str"] = 10 ** 18 + i, str(10 ** 18 + i)
+        copies.append(c)
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(json.dumps(t) for t in tweets + copies) + "\n")
+    s = job.run(job.parse_args(["--input", str(inp), "--model", str(tiny_artifact), "--output", str(tmp_path / "out"),
+                                "--include-text"]), spark=spark)
+    scores = read_table(spark, tmp_path / "out" / "scores")
+    meta = json.loads((tiny_artifact / "metadata.json").read_text())
+    distinct = len(set(normalize_all(scores["text"], meta["normalization"])))
+    assert s["reconciled"] is True and s["scored"] == len(scores) == len(tweets) + len(copies)
+    assert distinct == len(tweets)  # the fixture's texts differ, the copies repeat them
+    assert s["model_rows"] == distinct
+    by_text = scores.groupby("text")["score"].nunique()
+    assert (by_text == 1).all() and (scores.groupby("text").size() == 2).sum() == len(copies)
+
+
 def test_job_lang_filter_and_no_text(spark, tiny_artifact, mixed_inputs, tmp_path):
     inp, exp = mixed_inputs
     out = tmp_path / "out"
