@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,6 +217,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     # rejects and deletes are staged under a hidden dir (readers skip '_' names) and moved in only
     # after the scores are written: a failed or killed run adds no rows to any table
     staging = out / "_staging" / run_id
+    side_writer = ThreadPoolExecutor(1, thread_name_prefix="side-tables")
     try:
         if cfg.overwrite:
             for t in TABLES + ("_staging",):
@@ -228,8 +230,11 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         log.info("read: %s", counts)
         side = {"rejects": (counts["rejected"], "reject", ["raw", "source_file", "line_no", "reason", "detected_at"]),
                 "deletes": (counts["delete_notices"], "delete", ["tweet_id", "user_id", "deleted_at", "source_file"])}
-        for table, (n, kind, cols) in side.items():
-            write_side_table(records.where(F.col("kind") == kind).select(*cols), n, staging / table)
+        # the side tables are small: written by a second thread while the scoring job is planned
+        # and runs (Spark runs jobs from several threads at once), not as jobs before it
+        side_done = side_writer.submit(lambda: [write_side_table(records.where(F.col("kind") == kind).select(*cols), n,
+                                                                 staging / table)
+                                                for table, (n, kind, cols) in side.items()])
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         t_score = time.perf_counter()
         # what the write takes in, counted as it goes in the same job (reading the files back cost
@@ -244,6 +249,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
          .partitionBy("model_version", "dt").parquet(str(out / "scores")))
         score_seconds = time.perf_counter() - t_score
+        side_done.result()
         for table in side:
             (out / table).mkdir(exist_ok=True)
             os.replace(staging / table, out / table / f"run_id={run_id}")
@@ -251,6 +257,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         dts = sorted(str(d) for d in check["dts"])
         records.unpersist()
     finally:
+        side_writer.shutdown(wait=True)  # a failed run: its side tables are written (or failed) before the cleanup
         shutil.rmtree(staging, ignore_errors=True)  # emptied by a run that committed; a failed run's rows
         if own_session:
             spark.stop()
