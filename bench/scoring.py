@@ -185,7 +185,8 @@ def spark_job(artifact: Path, inputs: Path, out: Path, backend: str, scaled: dic
         shutil.rmtree(out, ignore_errors=True)
         s = score.run(score.parse_args(["--input", str(path), "--model", str(artifact), "--output", str(out),
                                         "--backend", backend]), spark=spark)
-        return {"scored": s["scored"], "seconds": s["wall_seconds"], "tweets_per_second": s["scored"] / s["wall_seconds"],
+        return {"scored": s["scored"], "model_rows": s["model_rows"], "seconds": s["wall_seconds"],
+                "tweets_per_second": s["scored"] / s["wall_seconds"],
                 "worker_peak_rss_mb": worker_peak_rss_mb()}
 
     spark = get_session("bench", conf={"spark.master": "local[2]"})
