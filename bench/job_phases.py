@@ -1,0 +1,102 @@
+"""Where a score job's time goes: its phases on the driver and the Spark jobs and stages they run.
+
+    python -m bench.job_phases --model ARTIFACT [--input PATH] [--runs 3] [--master local[2]]
+
+Runs the score job ``--runs`` times in one session (the first is cold, the rest warm) and prints,
+per run: the wall time of each driver phase of ``jobs.score.run`` (read, count, side tables,
+planning of the scoring job) as it returns, then every Spark job and stage of that run from the
+application's REST API (submission and completion times, tasks, summed task run time). The time a
+run spends outside its Spark jobs is driver work: planning, commits, Python.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.scoring import DEFAULT_INPUT, FALLBACK_INPUT
+
+PHASES = ("count_records", "write_side_table", "prepare_tweets", "score_tweets")
+
+
+def timed_phases(module, names, log: list) -> None:
+    """Wrap ``module.<name>`` so that each call appends (name, seconds, end time) to ``log``."""
+    for name in names:
+        fn = getattr(module, name)
+
+        @functools.wraps(fn)
+        def wrapper(*a, _fn=fn, _name=name, **k):
+            t = time.perf_counter()
+            try:
+                return _fn(*a, **k)
+            finally:
+                log.append((_name, time.perf_counter() - t, time.strftime("%H:%M:%S")))
+
+        setattr(module, name, wrapper)
+
+
+def rest(ui: str, app: str, what: str) -> list[dict]:
+    with urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/{what}") as r:
+        return json.load(r)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.job_phases", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--input", type=Path, default=DEFAULT_INPUT if DEFAULT_INPUT.exists() else FALLBACK_INPUT)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--master", default="local[2]")
+    p.add_argument("--backend", default="auto")
+    args = p.parse_args(argv)
+
+    from jobs import score
+    from sentiment_core import spark as S
+
+    log: list = []
+    timed_phases(score, PHASES, log)
+    timed_phases(S, ("read_records",), log)
+    t = time.perf_counter()
+    spark = S.get_session("bench-job-phases", conf={"spark.master": args.master})
+    print(f"session start {time.perf_counter() - t:.2f} s", flush=True)
+    ui, app = spark.sparkContext.uiWebUrl, spark.sparkContext.applicationId
+    out = Path(tempfile.mkdtemp(prefix="job_phases_")) / "out"
+    seen_jobs, seen_stages = set(), set()
+    try:
+        for i in range(args.runs):
+            shutil.rmtree(out, ignore_errors=True)
+            log.clear()
+            s = score.run(score.parse_args(["--input", str(args.input), "--model", str(args.model), "--output", str(out),
+                                            "--backend", args.backend]), spark=spark)
+            print(f"\nrun {i} ({'cold' if i == 0 else 'warm'}): wall {s['wall_seconds']:.2f} s, scoring job "
+                  f"{s['scoring_seconds']:.2f} s, {s['scored']} tweets ({s['model_rows']} model rows), "
+                  f"{s['scored'] / s['wall_seconds']:.1f} tweets/s")
+            for name, secs, end in log:
+                print(f"  phase {name:<18} {secs:6.2f} s  (ended {end})")
+            for j in sorted(rest(ui, app, "jobs"), key=lambda j: j["jobId"]):
+                if j["jobId"] not in seen_jobs:
+                    seen_jobs.add(j["jobId"])
+                    print(f"  job {j['jobId']:>3} {j['submissionTime'][11:23]} -> {j.get('completionTime', '')[11:23]} "
+                          f"stages {j['stageIds']}")
+            for st in sorted(rest(ui, app, "stages"), key=lambda x: x["stageId"]):
+                if st.get("status") == "COMPLETE" and st["stageId"] not in seen_stages:
+                    seen_stages.add(st["stageId"])
+                    print(f"    stage {st['stageId']:>3} {st.get('submissionTime', '')[11:23]} -> "
+                          f"{st.get('completionTime', '')[11:23]} tasks {st['numTasks']} task run time "
+                          f"{st['executorRunTime'] / 1000:.2f} s")
+    finally:
+        spark.stop()
+        shutil.rmtree(out.parent, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    sys.exit(main())
