@@ -199,7 +199,7 @@ def write_side_table(rows, n: int, path: Path) -> None:
 
 
 def run(cfg: ScoreConfig, spark=None) -> dict:
-    from pyspark import StorageLevel
+    from pyspark import StorageLevel, inheritable_thread_target
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
@@ -231,10 +231,13 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         side = {"rejects": (counts["rejected"], "reject", ["raw", "source_file", "line_no", "reason", "detected_at"]),
                 "deletes": (counts["delete_notices"], "delete", ["tweet_id", "user_id", "deleted_at", "source_file"])}
         # the side tables are small: written by a second thread while the scoring job is planned
-        # and runs (Spark runs jobs from several threads at once), not as jobs before it
-        side_done = side_writer.submit(lambda: [write_side_table(records.where(F.col("kind") == kind).select(*cols), n,
-                                                                 staging / table)
-                                                for table, (n, kind, cols) in side.items()])
+        # and runs (Spark runs jobs from several threads at once), not as jobs before it. The
+        # thread takes this one's Spark local properties (a caller's job group, scheduler pool, job tags)
+        def write_side_tables():
+            for table, (n, kind, cols) in side.items():
+                write_side_table(records.where(F.col("kind") == kind).select(*cols), n, staging / table)
+
+        side_done = side_writer.submit(inheritable_thread_target(spark)(write_side_tables))
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         t_score = time.perf_counter()
         # what the write takes in, counted as it goes in the same job (reading the files back cost

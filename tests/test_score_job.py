@@ -378,6 +378,24 @@ def test_rerun_replaces_partitions(spark, tiny_artifact, tmp_path):
     assert dict(rej.dtypes)["detected_at"] == "timestamp" and dict(rej.dtypes)["line_no"] == "bigint"
 
 
+def test_every_spark_job_of_a_run_is_in_the_callers_job_group(spark, tiny_artifact, tmp_path):
+    """A caller's job group (to cancel a run, or find it in the UI) covers every Spark job the run
+    starts, those of the thread that writes the side tables included."""
+    sc = spark.sparkContext
+    tracker = sc.statusTracker()
+    ungrouped = set(tracker.getJobIdsForGroup(None))
+    sc.setJobGroup("score-run-under-test", "jobs.score run")
+    try:
+        s = job.run(job.parse_args(["--input", str(V1_SAMPLE), "--model", str(tiny_artifact), "--output",
+                                    str(tmp_path / "out")]), spark=spark)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+    assert s["delete_notices"] > 0  # the deletes side table ran a Spark job
+    assert len(tracker.getJobIdsForGroup("score-run-under-test")) >= 3
+    assert set(tracker.getJobIdsForGroup(None)) == ungrouped
+
+
 def test_failed_run_adds_rows_to_no_table(spark, tiny_artifact, tmp_path):
     """A run whose scoring fails (the test hook fails partition 0; plain local[2] never retries)
     raises and leaves the output as the earlier run left it: no rejects or deletes partition of
