@@ -177,9 +177,9 @@ class Scorer:
         a real v1.1 minute file's tweets and up to 45% of the v2 sample files'."""
         return self._proba(texts, dedup)[0]
 
-    def _proba(self, texts: Sequence[str], dedup: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _proba(self, texts: Sequence[str], dedup: bool) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, model_rows): ``model_rows`` marks the rows that went through the model
-        (each distinct text's first row), None when every row did."""
+        (each distinct text's first row; every row without ``dedup``)."""
         texts = normalize_all(texts, self.normalization)
         if dedup:
             first: dict[str, int] = {}
@@ -188,7 +188,7 @@ class Scorer:
                 model_rows = np.zeros(len(texts), dtype=bool)
                 model_rows[np.unique(inverse, return_index=True)[1]] = True
                 return self._predict(list(first))[inverse], model_rows  # dicts keep insertion order: row i is text i
-        return self._predict(texts), None
+        return self._predict(texts), np.ones(len(texts), dtype=bool)
 
     def _predict(self, texts: list[str]) -> np.ndarray:
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
@@ -219,8 +219,6 @@ class Scorer:
         (False for a repeat that took its text's scores): what the jobs report as model rows."""
         probs, model_rows = self._proba(texts, dedup)
         pos = self.meta["labels"].index(self.meta["positive_label"])
-        if model_rows is None:
-            model_rows = np.ones(len(probs), dtype=bool)
         return probs[:, pos].copy(), self.labels_for(probs), model_rows
 
 
