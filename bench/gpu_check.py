@@ -1,7 +1,7 @@
 """GPU check: the scorer on one GPU (< 5 minutes). Prints throughput, the share of the GPU's
 measured peak, agreement with the fp32 CPU reference, and a PyTorch peer on the same GPU.
 
-    python -m bench.gpu_check [--model ARTIFACT] [--input ARCHIVE] [--rows 16384]
+    python -m bench.gpu_check [--model ARTIFACT] [--input ARCHIVE] [--rows 16384] [--lang en]
         [--backend auto|onnx-fp16|onnx|tf] [--reference FILE.npy] [--skip-spark] [--report FILE]
 
 Needs an NVIDIA GPU and a GPU build of the backend: ``onnxruntime-gpu`` (CUDA 13) for the ONNX
@@ -16,10 +16,12 @@ backends (``auto`` picks the artifact's fp16 graph on a GPU), ``tensorflow[and-c
    with 1 and 2 mini-batches in flight (median of 3 passes after a warm one); the host side
    alone (normalise, tokenize, pad) for comparison. Then 1, 2, 4, 8 processes sharing the GPU,
    each scoring ``--rows`` at once with its share of the CPU cores, as Spark tasks with
-   ``spark.task.resource.gpu.amount`` = 1/N do: tweets/s per GPU (the peer likewise).
+   ``spark.task.resource.gpu.amount`` = 1/N do: tweets/s per GPU (the peer likewise), and at the
+   most processes an A/B: the scorer with its encoder replaced by the library's own tokenizer call.
 3. The PyTorch peer (when torch with CUDA is installed): transformers' ``BertModel`` with the
-   artifact's weights (read from its fp16 graph), float16, SDPA attention, the same tokenizer, rows
-   sorted by length and padded per mini-batch, ``torch.inference_mode``.
+   artifact's weights (read from its fp16 graph), float16, SDPA attention, the artifact's
+   tokenizer called as its library documents (``tokenizers``, truncation on, ``encode_batch_fast``),
+   rows sorted by length and padded per mini-batch, ``torch.inference_mode``.
 4. Share of peak: MiniLM's matmul FLOPs per tweet at the input's mean length against a measured
    fp16 matmul rate (torch, 8192^3) when torch is there.
 5. With pyspark and Java installed (and not ``--skip-spark``): the Spark job on the input with
@@ -97,6 +99,17 @@ def torch_available(device: str) -> str | None:
     return None
 
 
+def plain_tokenizer(path: Path, max_length: int):
+    """The artifact's tokenizer as its library documents it (its own truncation, no shortcuts):
+    the peer's, and the baseline of the host-side row."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    return tok
+
+
 def build_torch_peer(artifact: Path, device: str):
     """The PyTorch peer on the artifact's own weights (from model.fp16.onnx): a function
     (batch rows, texts) -> positive-class probabilities, and torch's version."""
@@ -143,10 +156,11 @@ def build_torch_peer(artifact: Path, device: str):
     head_w, head_b = t(w["head_w"]).to(device), t(w["head_b"]).to(device)
 
     meta = load_metadata(artifact)
-    enc = TextEncoder(artifact / "tokenizer.json", meta["max_length"])
+    enc = TextEncoder(artifact / "tokenizer.json", meta["max_length"])  # for pad() alone
+    tok = plain_tokenizer(artifact / "tokenizer.json", meta["max_length"])
 
     def run(batch: int, items: list[str]) -> np.ndarray:
-        seqs = enc.encode(normalize_all(items, meta["normalization"]))
+        seqs = [e.ids for e in tok.encode_batch_fast(normalize_all(items, meta["normalization"]))]
         order = np.argsort([len(s) for s in seqs], kind="stable")
         out = np.zeros(len(items), np.float32)
         with torch.inference_mode():
@@ -182,10 +196,13 @@ def _process(kind: str, artifact: str, backend: str, device: str, texts: list[st
     load, warm, wait for the others, score ``texts`` once, report (start, end)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
     os.environ["RAYON_NUM_THREADS"] = str(threads)
-    if kind == "scorer":
+    if kind in ("scorer", "scorer-library-tokenizer"):
         from sentiment_core.scorer import Scorer
 
         sc = Scorer(artifact, device=device, batch_size=batch, intra_op_threads=1, backend=backend)
+        if kind == "scorer-library-tokenizer":  # the A/B baseline: the tokenizer called as its library documents
+            tok = plain_tokenizer(Path(artifact) / "tokenizer.json", sc.encoder.max_length)
+            sc.encoder.encode = lambda items: [e.ids for e in tok.encode_batch_fast(list(items))]
         fn = lambda: sc.score(texts, dedup=False)  # noqa: E731  (the input repeats its tweets: score every row, as the peer does)
     else:
         run, _ = build_torch_peer(Path(artifact), "cuda" if "GPU" in device else "cpu")
@@ -307,6 +324,11 @@ def throughput(first: "Scorer", artifact: Path, backend: str, device: str, on_gp
         for n in processes:
             shared[f"{kind}_{n}"] = r = shared_gpu_rate(kind, artifact, backend, device, texts, batch, n)
             print(f"{n} processes sharing the GPU ({kind}, batch {batch}): {r:10,.0f} tweets/s together")
+    n = max(processes)  # A/B at the per-GPU setting: the same scorer without its tokenizer shortcuts
+    shared[f"scorer-library-tokenizer_{n}"] = r = shared_gpu_rate("scorer-library-tokenizer", artifact, backend, device,
+                                                                 texts, GPU_BATCH_SIZE, n)
+    print(f"{n} processes sharing the GPU (scorer with the library's own tokenizer call, batch {GPU_BATCH_SIZE}): "
+          f"{r:10,.0f} tweets/s together; the scorer: {shared[f'scorer_{n}'] / r:.2f}x")
     report["shared_gpu"] = shared
     if peer:
         pd_ = float(np.max(np.abs(peer["scores"] - ref)))
@@ -328,7 +350,7 @@ def throughput(first: "Scorer", artifact: Path, backend: str, device: str, on_gp
         report["vs_torch_peer"] = rate / top
         line += f"; {rate / top:.2f}x the PyTorch peer's best ({top:,.0f})"
     print(line)
-    ours = max(v for k, v in shared.items() if k.startswith("scorer_"))
+    ours = max(v for k, v in shared.items() if k.startswith("scorer_"))  # (not the A/B baseline: "scorer-library-...")
     line = f"per GPU, processes sharing it: {ours:,.0f} tweets/s = {ours * flop / 1e12:.1f} TFLOP/s of matmul work"
     report["per_gpu"] = {"tweets_per_second": ours}
     if tflops:
@@ -349,6 +371,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", type=Path)
     p.add_argument("--input", type=Path, default=DEFAULT_INPUT if DEFAULT_INPUT.exists() else FALLBACK_INPUT)
     p.add_argument("--rows", type=int, default=16384)
+    p.add_argument("--lang", help="only the input's tweets of this language (e.g. en: the model's language)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--reference", type=Path, help="fp32 reference scores (.npy); computed on CPU and saved if absent")
     p.add_argument("--workdir", type=Path, default=ROOT / "out" / "gpu_check")
@@ -386,15 +409,33 @@ def main(argv=None) -> int:
         return 1
     device = "/GPU:0" if on_gpu else "/CPU:0"
 
-    unique = load_texts(args.input)
+    unique = load_texts(args.input, args.lang)
+    if not unique:
+        print(f"FAIL: no tweets{f' in language {args.lang}' if args.lang else ''} in {args.input}")
+        return 1
     texts = (unique * (args.rows // max(1, len(unique)) + 1))[: args.rows]
     enc = TextEncoder(artifact / "tokenizer.json", meta["max_length"])
-    mean_tokens = float(np.mean([len(s) for s in enc.encode(normalize_all(unique, meta["normalization"]))]))
-    host = timed(lambda: list(enc.sorted_batches(normalize_all(texts, meta["normalization"]), 256, 1)), len(texts))
+    tok = plain_tokenizer(artifact / "tokenizer.json", meta["max_length"])
+    seqs = enc.encode(normalize_all(unique, meta["normalization"]))
+    mean_tokens = float(np.mean([len(s) for s in seqs]))
+    if seqs != [e.ids for e in tok.encode_batch_fast(normalize_all(unique, meta["normalization"]))]:
+        failures.append("the scorer's encoder and the library's tokenizer give different ids")
+
+    def host_side(encode) -> float:  # normalise, tokenize, sort by length, pad per mini-batch of 256
+        def run():
+            seqs = encode(normalize_all(texts, meta["normalization"]))
+            order = np.argsort([len(s) for s in seqs], kind="stable")
+            return [enc.pad([seqs[k] for k in order[i:i + 256]], multiple=1) for i in range(0, len(order), 256)]
+        return timed(run, len(texts))
+
+    host = host_side(enc.encode)
+    host_plain = host_side(lambda items: [e.ids for e in tok.encode_batch_fast(items)])
     report = {"gpu": gpus[0][1] if gpus else None, "backend": backend, "rows": len(texts), "distinct_tweets": len(unique),
-              "mean_tokens": mean_tokens, "host_side_tweets_per_second": host}
-    print(f"{len(texts)} tweets ({len(unique)} distinct, real), {mean_tokens:.1f} tokens on average; "
-          f"host side alone (normalise + tokenize + pad): {host:,.0f} tweets/s")
+              "lang": args.lang, "mean_tokens": mean_tokens, "host_side_tweets_per_second": host,
+              "host_side_library_tokenizer_tweets_per_second": host_plain}
+    print(f"{len(texts)} tweets ({len(unique)} distinct, real{f', lang {args.lang}' if args.lang else ''}), "
+          f"{mean_tokens:.1f} tokens on average; host side alone (normalise, tokenize, sort, pad): {host:,.0f} tweets/s, "
+          f"{host / host_plain:.2f}x the same with the library's own tokenizer call ({host_plain:,.0f})")
 
     scorer = Scorer(str(artifact), device=device, intra_op_threads=WORKERS[0], backend=backend)
     providers = scorer._session.get_providers() if hasattr(scorer, "_session") else [scorer.device]

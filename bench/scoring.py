@@ -58,13 +58,14 @@ def ensure_model(workdir: Path) -> Path:
     return art
 
 
-def load_texts(path: Path) -> list[str]:
+def load_texts(path: Path, lang: str | None = None) -> list[str]:
+    """The input's tweets (each id once), in order; only those of language ``lang`` when given."""
     from sentiment_core import readers
 
     seen, texts = set(), []
     for f in readers.list_input_files([str(path)]):
         for kind, rec in readers.read_file(f):
-            if kind == "tweet" and rec["tweet_id"] not in seen:
+            if kind == "tweet" and rec["tweet_id"] not in seen and (lang is None or rec["lang"] == lang):
                 seen.add(rec["tweet_id"])
                 texts.append(rec["text"])
     return texts
