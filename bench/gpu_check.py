@@ -17,7 +17,8 @@ backends (``auto`` picks the artifact's fp16 graph on a GPU), ``tensorflow[and-c
    alone (normalise, tokenize, pad) for comparison. Then 1, 2, 4, 8 processes sharing the GPU,
    each scoring ``--rows`` at once with its share of the CPU cores, as Spark tasks with
    ``spark.task.resource.gpu.amount`` = 1/N do: tweets/s per GPU (the peer likewise), and at the
-   most processes an A/B: the scorer with its encoder replaced by the library's own tokenizer call.
+   most processes an A/B: the scorer with its host side done the plain way (``bench.host_side``:
+   the normaliser's plain regexes, the library's own tokenizer call).
 3. The PyTorch peer (when torch with CUDA is installed): transformers' ``BertModel`` with the
    artifact's weights (read from its fp16 graph), float16, SDPA attention, the artifact's
    tokenizer called as its library documents (``tokenizers``, truncation on, ``encode_batch_fast``),
@@ -44,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.host_side import measure, plain_tokenizer
 from bench.scoring import FLOP_PER_TOKEN, timed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,17 +99,6 @@ def torch_available(device: str) -> str | None:
     if device == "cuda" and not torch.cuda.is_available():
         return "torch has no CUDA device"
     return None
-
-
-def plain_tokenizer(path: Path, max_length: int):
-    """The artifact's tokenizer as its library documents it (its own truncation, no shortcuts):
-    the peer's, and the baseline of the host-side row."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(path))
-    tok.no_padding()
-    tok.enable_truncation(max_length)
-    return tok
 
 
 def build_torch_peer(artifact: Path, device: str):
@@ -196,11 +187,13 @@ def _process(kind: str, artifact: str, backend: str, device: str, texts: list[st
     load, warm, wait for the others, score ``texts`` once, report (start, end)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
     os.environ["RAYON_NUM_THREADS"] = str(threads)
-    if kind in ("scorer", "scorer-library-tokenizer"):
+    if kind in ("scorer", "scorer-plain-host"):
+        from sentiment_core import text
         from sentiment_core.scorer import Scorer
 
         sc = Scorer(artifact, device=device, batch_size=batch, intra_op_threads=1, backend=backend)
-        if kind == "scorer-library-tokenizer":  # the A/B baseline: the tokenizer called as its library documents
+        if kind == "scorer-plain-host":  # the A/B baseline: the host side done the plain way (bench.host_side)
+            text.NORMALIZERS["tweet-v1"] = text.tweet_v1_reference
             tok = plain_tokenizer(Path(artifact) / "tokenizer.json", sc.encoder.max_length)
             sc.encoder.encode = lambda items: [e.ids for e in tok.encode_batch_fast(list(items))]
         fn = lambda: sc.score(texts, dedup=False)  # noqa: E731  (the input repeats its tweets: score every row, as the peer does)
@@ -324,11 +317,11 @@ def throughput(first: "Scorer", artifact: Path, backend: str, device: str, on_gp
         for n in processes:
             shared[f"{kind}_{n}"] = r = shared_gpu_rate(kind, artifact, backend, device, texts, batch, n)
             print(f"{n} processes sharing the GPU ({kind}, batch {batch}): {r:10,.0f} tweets/s together")
-    n = max(processes)  # A/B at the per-GPU setting: the same scorer without its tokenizer shortcuts
-    shared[f"scorer-library-tokenizer_{n}"] = r = shared_gpu_rate("scorer-library-tokenizer", artifact, backend, device,
-                                                                 texts, GPU_BATCH_SIZE, n)
-    print(f"{n} processes sharing the GPU (scorer with the library's own tokenizer call, batch {GPU_BATCH_SIZE}): "
-          f"{r:10,.0f} tweets/s together; the scorer: {shared[f'scorer_{n}'] / r:.2f}x")
+    n = max(processes)  # A/B at the per-GPU setting: the same scorer with the host side done the plain way
+    shared[f"scorer-plain-host_{n}"] = r = shared_gpu_rate("scorer-plain-host", artifact, backend, device,
+                                                          texts, GPU_BATCH_SIZE, n)
+    print(f"{n} processes sharing the GPU (scorer with the plain-regex normaliser and the library's tokenizer call, "
+          f"batch {GPU_BATCH_SIZE}): {r:10,.0f} tweets/s together; the scorer: {shared[f'scorer_{n}'] / r:.2f}x")
     report["shared_gpu"] = shared
     if peer:
         pd_ = float(np.max(np.abs(peer["scores"] - ref)))
@@ -350,7 +343,7 @@ def throughput(first: "Scorer", artifact: Path, backend: str, device: str, on_gp
         report["vs_torch_peer"] = rate / top
         line += f"; {rate / top:.2f}x the PyTorch peer's best ({top:,.0f})"
     print(line)
-    ours = max(v for k, v in shared.items() if k.startswith("scorer_"))  # (not the A/B baseline: "scorer-library-...")
+    ours = max(v for k, v in shared.items() if k.startswith("scorer_"))  # (not the A/B baseline: "scorer-plain-...")
     line = f"per GPU, processes sharing it: {ours:,.0f} tweets/s = {ours * flop / 1e12:.1f} TFLOP/s of matmul work"
     report["per_gpu"] = {"tweets_per_second": ours}
     if tflops:
@@ -421,21 +414,14 @@ def main(argv=None) -> int:
     if seqs != [e.ids for e in tok.encode_batch_fast(normalize_all(unique, meta["normalization"]))]:
         failures.append("the scorer's encoder and the library's tokenizer give different ids")
 
-    def host_side(encode) -> float:  # normalise, tokenize, sort by length, pad per mini-batch of 256
-        def run():
-            seqs = encode(normalize_all(texts, meta["normalization"]))
-            order = np.argsort([len(s) for s in seqs], kind="stable")
-            return [enc.pad([seqs[k] for k in order[i:i + 256]], multiple=1) for i in range(0, len(order), 256)]
-        return timed(run, len(texts))
-
-    host = host_side(enc.encode)
-    host_plain = host_side(lambda items: [e.ids for e in tok.encode_batch_fast(items)])
+    hs = measure(artifact, {"input": unique}, len(texts))["input"]
+    host, host_plain = hs["scorer_tweets_per_second"], hs["plain_tweets_per_second"]
     report = {"gpu": gpus[0][1] if gpus else None, "backend": backend, "rows": len(texts), "distinct_tweets": len(unique),
               "lang": args.lang, "mean_tokens": mean_tokens, "host_side_tweets_per_second": host,
-              "host_side_library_tokenizer_tweets_per_second": host_plain}
+              "host_side_plain_tweets_per_second": host_plain}
     print(f"{len(texts)} tweets ({len(unique)} distinct, real{f', lang {args.lang}' if args.lang else ''}), "
           f"{mean_tokens:.1f} tokens on average; host side alone (normalise, tokenize, sort, pad): {host:,.0f} tweets/s, "
-          f"{host / host_plain:.2f}x the same with the library's own tokenizer call ({host_plain:,.0f})")
+          f"{host / host_plain:.2f}x the same done the plain way ({host_plain:,.0f}: bench.host_side)")
 
     scorer = Scorer(str(artifact), device=device, intra_op_threads=WORKERS[0], backend=backend)
     providers = scorer._session.get_providers() if hasattr(scorer, "_session") else [scorer.device]
