@@ -148,17 +148,14 @@ def build_torch_peer(artifact: Path, device: str):
     head_w, head_b = t(w["head_w"]).to(device), t(w["head_b"]).to(device)
 
     meta = load_metadata(artifact)
-    enc = TextEncoder(artifact / "tokenizer.json", meta["max_length"])  # for pad() alone
+    enc = TextEncoder(artifact / "tokenizer.json", meta["max_length"])  # for its length batches alone
     tok = plain_tokenizer(artifact / "tokenizer.json", meta["max_length"])
 
     def run(batch: int, items: list[str]) -> np.ndarray:
         seqs = [e.ids for e in tok.encode_batch_fast(normalize_all(items, meta["normalization"]))]
-        order = np.argsort([len(s) for s in seqs], kind="stable")
         out = np.zeros(len(items), np.float32)
         with torch.inference_mode():
-            for s in range(0, len(order), batch):
-                idx = order[s:s + batch]
-                ids, mask = enc.pad([seqs[k] for k in idx], multiple=1)
+            for idx, ids, mask in enc.length_batches(seqs, batch, multiple=1):
                 ids_t = torch.from_numpy(ids).to(device, non_blocking=True)
                 mask_t = torch.from_numpy(mask).to(device, non_blocking=True)
                 h = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()

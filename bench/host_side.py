@@ -16,7 +16,6 @@ GPU waits; on CPU it is ~1% of the model's time.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -25,16 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from bench.scoring import DEFAULT_INPUT, FALLBACK_INPUT, ROOT, ensure_model, load_texts
 
 ROUNDS = 9
-
-
-def _sentiment140_sample() -> list[str]:
-    with open(ROOT / "data" / "sample" / "sentiment140_sample.csv", encoding="utf-8", errors="replace", newline="") as f:
-        return [row[5] for row in csv.reader(f) if len(row) == 6]
 
 
 def plain_tokenizer(path: Path, max_length: int):
@@ -62,8 +54,7 @@ def measure(artifact: Path, sets: dict[str, list[str]], rows: int) -> dict:
     def host(norm, encode):
         def run(texts):
             seqs = encode([norm(t) for t in texts])
-            order = np.argsort([len(s) for s in seqs], kind="stable")
-            return seqs, [enc.pad([seqs[k] for k in order[i:i + 256]], multiple=1) for i in range(0, len(order), 256)]
+            return seqs, list(enc.length_batches(seqs, 256, multiple=1))
         return run
 
     ways = {"plain": host(slow, lambda items: [e.ids for e in tok.encode_batch_fast(items)]), "scorer": host(fast, enc.encode)}
@@ -94,7 +85,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     artifact = args.model or ensure_model(ROOT / "out" / "bench")
     sets = {"archive": load_texts(args.input), "archive, lang en": load_texts(args.input, "en"),
-            "sentiment140 sample": _sentiment140_sample()}
+            "sentiment140 sample": load_texts(ROOT / "data" / "sample" / "sentiment140_sample.csv")}
     sets = {k: v for k, v in sets.items() if v}
     if args.child is not None:  # one thread setting per process: the tokenizer's pool is sized once
         print(json.dumps(measure(artifact, sets, args.rows)))

@@ -48,10 +48,10 @@ class TextEncoder:
         self._tok.enable_truncation(self.max_length)
         pad = self._tok.token_to_id("[PAD]")
         self.pad_id = 0 if pad is None else pad
+        self._normalizer = json.loads(self._tok.to_str()).get("normalizer") or {}
         self._plain = None  # the tokenizer without its normalizer, where the shortcut is exact
-        norm = json.loads(self._tok.to_str()).get("normalizer") or {}
-        if norm.get("type") == "BertNormalizer":
-            self._lower = bool(norm.get("lowercase"))
+        if self._normalizer.get("type") == "BertNormalizer":
+            self._lower = bool(self.lowercase)
             self._plain = Tokenizer.from_file(self.path)
             self._plain.no_padding()
             self._plain.enable_truncation(self.max_length)
@@ -85,7 +85,7 @@ class TextEncoder:
     @property
     def lowercase(self) -> bool | None:
         """Whether the tokenizer lower-cases (from tokenizer.json's normalizer), None if unknown."""
-        norm = json.loads(self._tok.to_str()).get("normalizer") or {}
+        norm = self._normalizer
         if norm.get("type") == "BertNormalizer":
             return bool(norm.get("lowercase"))
         if norm.get("type") == "Sequence":
@@ -133,7 +133,11 @@ class TextEncoder:
                        multiple: int = PAD_MULTIPLE) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (row indices, input_ids, attention_mask) over mini-batches of rows sorted by
         token length, each padded to its own longest row. Callers scatter results back by index."""
-        seqs = self.encode(texts)
+        return self.length_batches(self.encode(texts), batch_size, multiple)
+
+    def length_batches(self, seqs: Sequence[Sequence[int]], batch_size: int,
+                       multiple: int = PAD_MULTIPLE) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`sorted_batches` over token id lists already made (by this encoder or another)."""
         lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         order = np.argsort(lens, kind="stable")
         for start in range(0, len(order), batch_size):

@@ -17,19 +17,14 @@ def test_normalization():
 
 
 def _real_texts() -> list[str]:
-    """The bundled real tweets: the Sentiment140 sample and the v1.1 archive minute (40+ languages)."""
-    import bz2
-    import csv
-
+    """The bundled real tweets as the readers give them: the Sentiment140 sample and the v1.1
+    archive minute (40+ languages)."""
+    from sentiment_core.readers import read_file
     from tests.conftest import ROOT
 
-    with open(ROOT / "data/sample/sentiment140_sample.csv", encoding="utf-8", errors="replace", newline="") as f:
-        texts = [row[5] for row in csv.reader(f)]
-    for line in bz2.open(ROOT / "data/sample/archive/2021/01/01/07/29.json.bz2", "rt", encoding="utf-8"):
-        tweet = json.loads(line)
-        if "text" in tweet:
-            texts.append((tweet.get("extended_tweet") or {}).get("full_text") or tweet["text"])
-    return texts
+    sample = ROOT / "data" / "sample"
+    return [rec["text"] for path in (sample / "sentiment140_sample.csv", sample / "archive/2021/01/01/07/29.json.bz2")
+            for kind, rec in read_file(str(path)) if kind == "tweet"]
 
 
 # what a hostile input looks like to the normaliser and the tokenizer: entities, URLs in any case,
