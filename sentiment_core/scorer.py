@@ -243,7 +243,10 @@ def _ort_session(artifact: str, meta: dict, backend: str, check: bool = True, cu
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
     if cuda_device is None:
-        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        # the graph's Add + LayerNormalization run faster on CPU than the fused SkipLayerNormalization
+        # ONNX Runtime would make of them (training.onnx_export.build_graph)
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=["SkipLayerNormFusion"])
     session = ort.InferenceSession(path, so, providers=[("CUDAExecutionProvider", {"device_id": cuda_device}),
                                                         "CPUExecutionProvider"])
     if "CUDAExecutionProvider" not in session.get_providers():  # onnxruntime-gpu without its CUDA libraries
