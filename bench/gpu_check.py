@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.host_side import measure, plain_tokenizer
+from bench.host_side import measure, plain_encode
 from bench.scoring import FLOP_PER_TOKEN, timed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,10 +149,10 @@ def build_torch_peer(artifact: Path, device: str):
 
     meta = load_metadata(artifact)
     enc = TextEncoder(artifact / "tokenizer.json", meta["max_length"])  # for its length batches alone
-    tok = plain_tokenizer(artifact / "tokenizer.json", meta["max_length"])
+    encode = plain_encode(artifact / "tokenizer.json", meta["max_length"])
 
     def run(batch: int, items: list[str]) -> np.ndarray:
-        seqs = [e.ids for e in tok.encode_batch_fast(normalize_all(items, meta["normalization"]))]
+        seqs = encode(normalize_all(items, meta["normalization"]))
         out = np.zeros(len(items), np.float32)
         with torch.inference_mode():
             for idx, ids, mask in enc.length_batches(seqs, batch, multiple=1):
@@ -192,8 +192,7 @@ def _process(kind: str, artifact: str, backend: str, device: str, texts: list[st
         sc = Scorer(artifact, device=device, batch_size=batch, intra_op_threads=1, backend=backend)
         if kind == "scorer-plain-host":  # the A/B baseline: the host side done the plain way (bench.host_side)
             text.NORMALIZERS["tweet-v1"] = text.tweet_v1_reference
-            tok = plain_tokenizer(Path(artifact) / "tokenizer.json", sc.encoder.max_length)
-            sc.encoder.encode = lambda items: [e.ids for e in tok.encode_batch_fast(list(items))]
+            sc.encoder.encode = plain_encode(Path(artifact) / "tokenizer.json", sc.encoder.max_length)
         fn = lambda: sc.score(texts, dedup=False)  # noqa: E731  (the input repeats its tweets: score every row, as the peer does)
     else:
         run, _ = build_torch_peer(Path(artifact), "cuda" if "GPU" in device else "cpu")

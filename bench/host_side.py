@@ -23,21 +23,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 from bench.scoring import DEFAULT_INPUT, FALLBACK_INPUT, ROOT, ensure_model, load_texts
 
 ROUNDS = 9
 
 
-def plain_tokenizer(path: Path, max_length: int):
-    """The artifact's tokenizer as its library documents it (its own truncation, no shortcuts):
-    the GPU check's peer, and the plain way of the host side."""
+def plain_encode(path: Path, max_length: int) -> Callable[[Sequence[str]], list[list[int]]]:
+    """Texts -> token ids by the artifact's tokenizer called as its library documents it (its own
+    truncation, no shortcuts): the GPU check's peer, and the plain way of the host side."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path))
     tok.no_padding()
     tok.enable_truncation(max_length)
-    return tok
+    return lambda texts: [e.ids for e in tok.encode_batch_fast(list(texts))]
 
 
 def measure(artifact: Path, sets: dict[str, list[str]], rows: int) -> dict:
@@ -49,7 +50,6 @@ def measure(artifact: Path, sets: dict[str, list[str]], rows: int) -> dict:
     fast = get_normalizer(meta["normalization"])
     slow = tweet_v1_reference if meta["normalization"] == "tweet-v1" else fast
     enc = TextEncoder(artifact / "tokenizer.json", meta["max_length"])
-    tok = plain_tokenizer(artifact / "tokenizer.json", meta["max_length"])
 
     def host(norm, encode):
         def run(texts):
@@ -57,7 +57,8 @@ def measure(artifact: Path, sets: dict[str, list[str]], rows: int) -> dict:
             return seqs, list(enc.length_batches(seqs, 256, multiple=1))
         return run
 
-    ways = {"plain": host(slow, lambda items: [e.ids for e in tok.encode_batch_fast(items)]), "scorer": host(fast, enc.encode)}
+    ways = {"plain": host(slow, plain_encode(artifact / "tokenizer.json", meta["max_length"])),
+            "scorer": host(fast, enc.encode)}
     out = {}
     for name, unique in sets.items():
         texts = (unique * (rows // max(1, len(unique)) + 1))[:rows]

@@ -48,13 +48,12 @@ class TextEncoder:
         self._tok.enable_truncation(self.max_length)
         pad = self._tok.token_to_id("[PAD]")
         self.pad_id = 0 if pad is None else pad
-        self._normalizer = json.loads(self._tok.to_str()).get("normalizer") or {}
+        config = self._tok.to_str()  # with the truncation and padding set above
+        self._normalizer = json.loads(config).get("normalizer") or {}
         self._plain = None  # the tokenizer without its normalizer, where the shortcut is exact
         if self._normalizer.get("type") == "BertNormalizer":
             self._lower = bool(self.lowercase)
-            self._plain = Tokenizer.from_file(self.path)
-            self._plain.no_padding()
-            self._plain.enable_truncation(self.max_length)
+            self._plain = Tokenizer.from_str(config)
             self._plain.normalizer = None
             self._unsafe = self._unsafe_chars()
 
