@@ -10,7 +10,7 @@ import logging
 import os
 
 log = logging.getLogger(__name__)
-_configured = False
+_module = None
 
 
 def tf(intra_op_threads: int | None = None):
@@ -19,25 +19,30 @@ def tf(intra_op_threads: int | None = None):
     ``intra_op_threads``: TF's per-op thread pool size (e.g. the cores a Spark task owns);
     applied only if TensorFlow is not initialised yet in this process (TF refuses later).
     GPUs get memory growth so several tasks can share one GPU.
+
+    Once configured it only returns the module: model code calls it inside functions that
+    AutoGraph traces, and AutoGraph, failing to convert ``os.environ.setdefault``, logged a
+    warning with the repr of ``os.environ``, i.e. every environment variable, secrets included.
     """
-    global _configured
+    global _module
+    if _module is not None:
+        return _module
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf_mod
 
-    if not _configured:
-        _configured = True
+    try:
+        if intra_op_threads:
+            tf_mod.config.threading.set_intra_op_parallelism_threads(int(intra_op_threads))
+            tf_mod.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised in this process
+        log.debug("TensorFlow already initialised; thread settings left as they are")
+    for gpu in tf_mod.config.list_physical_devices("GPU"):
         try:
-            if intra_op_threads:
-                tf_mod.config.threading.set_intra_op_parallelism_threads(int(intra_op_threads))
-                tf_mod.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # already initialised in this process
-            log.debug("TensorFlow already initialised; thread settings left as they are")
-        for gpu in tf_mod.config.list_physical_devices("GPU"):
-            try:
-                tf_mod.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:
-                pass
+            tf_mod.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass
+    _module = tf_mod
     return tf_mod
 
 

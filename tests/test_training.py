@@ -104,8 +104,10 @@ def _train_cmd(out: Path, base: Path, *extra: str) -> list[str]:
 def test_killed_run_resumes_from_checkpoint(tmp_path, tiny_base):
     """SIGKILL a real training process after its first checkpoint; the same command resumes there."""
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(_train_cmd(out, tiny_base), cwd=ROOT, env=env,
+    # a stand-in for a credential in a user's environment: no log may print it
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWEET_SENTIMENT_TEST_SECRET": "s3cr3t-value-9f2c"}
+    cmd = _train_cmd(out, tiny_base, "--ema-decay", "0.9")  # the weight average's state resumes too
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and not list((out / "checkpoints").glob("ckpt-6.index")):
@@ -114,9 +116,11 @@ def test_killed_run_resumes_from_checkpoint(tmp_path, tiny_base):
     proc.wait()
     assert list((out / "checkpoints").glob("ckpt-*.index")), "no checkpoint before the kill"
     assert not (out / "artifact").exists()
-    res = subprocess.run(_train_cmd(out, tiny_base), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1] == str((out / "artifact").resolve())
+    for text in (res.stdout, res.stderr, (out / "train.log").read_text()):
+        assert "s3cr3t-value-9f2c" not in text
     resumed = [line for line in res.stderr.splitlines() if "resumed from" in line]
     assert resumed, res.stderr[-2000:]
     restored_step = int(resumed[0].split("(global step ")[1].rstrip(")"))
@@ -126,6 +130,11 @@ def test_killed_run_resumes_from_checkpoint(tmp_path, tiny_base):
     total = meta["training"]["steps_per_epoch"] * 2
     assert _steps(out) == list(range(1, total + 1))
     assert meta["training"]["global_steps"] == total
+    # the average went on from its checkpointed state: one update per step of the whole run
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(out / "checkpoints"))
+    assert reader.get_tensor("ema/updates/.ATTRIBUTES/VARIABLE_VALUE") == total
 
 
 @pytest.mark.parametrize("case", ["missing_data", "not_bert", "foreign_output", "changed_settings"])
@@ -193,3 +202,48 @@ def test_export_check_rows_span_the_split():
     assert spread(3, 10).tolist() == [0, 1, 2]
     assert spread(0, 5).tolist() == []
     assert len(spread(4464, 1024)) == 1024
+
+
+def test_weight_average_tracks_the_steps_and_swaps_back():
+    """The average is the warmed-up exponential average of the weights after each step, and
+    ``swapped()`` shows it to the model, then gives the model its own weights back exactly."""
+    from sentiment_core.tfenv import keras
+    from training.model import WeightAverage
+
+    k = keras()
+    model = k.Sequential([k.layers.Input((3,)), k.layers.Dense(2)])
+    ema = WeightAverage(model, decay=0.9)
+    expected = [v.numpy().copy() for v in model.trainable_variables]
+    rng = np.random.default_rng(0)
+    for n in range(1, 40):
+        for v in model.trainable_variables:
+            v.assign(rng.normal(size=v.shape).astype(np.float32))
+        ema.update()
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = [d * e + (1 - d) * v.numpy() for e, v in zip(expected, model.trainable_variables)]
+    raw = [v.numpy().copy() for v in model.trainable_variables]
+    with ema.swapped():
+        for v, e in zip(model.trainable_variables, expected):
+            np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+    for v, r in zip(model.trainable_variables, raw):
+        np.testing.assert_array_equal(v.numpy(), r)
+
+
+def test_weight_average_run_keeps_the_better_weights(tmp_path, tiny_base):
+    """With --ema-decay each epoch scores the averaged weights beside the raw ones; the kept
+    model is the one with the lowest validation loss of all, and it is what the artifact holds."""
+    from training.train import main
+
+    out = tmp_path / "run"
+    assert main(["--data", str(DATA), "--output-dir", str(out), "--base-model", str(tiny_base), "--epochs", "2",
+                 "--batch-size", "16", "--learning-rate", "1e-3", "--ema-decay", "0.9", "--patience", "2"]) == 0
+    with open(out / "logs" / "epochs.csv") as f:
+        epochs = list(csv.DictReader(f))
+    assert len(epochs) == 2 and all(e["val_loss_ema"] and e["val_accuracy_ema"] for e in epochs)
+    losses = {(int(e["epoch"]), kind): float(e["val_loss" if kind == "raw" else "val_loss_ema"])
+              for e in epochs for kind in ("raw", "ema")}
+    (best_epoch, kind), best = min(losses.items(), key=lambda kv: kv[1])
+    meta = json.loads((out / "artifact" / "metadata.json").read_text())
+    assert (meta["training"]["best_epoch"], meta["training"]["kept_weights"]) == (best_epoch, kind)
+    # the artifact's validation loss is the kept candidate's (the CSV holds 6 significant digits)
+    assert abs(meta["metrics"]["validation"]["log_loss"] - best) < 1e-4 * max(1.0, best)

@@ -111,11 +111,62 @@ def _masked_mean(args):
     return t.reduce_sum(hidden * m, axis=1) / t.maximum(t.reduce_sum(m, axis=1), t.cast(1e-6, hidden.dtype))
 
 
-def make_train_step(model, optimizer, strategy, mixed: bool):
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights (Polyak averaging), kept in
+    variables of its own that a ``tf.train.Checkpoint`` saves and restores with the run.
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` over the first updates ``n``, so early
+    averages are close to plain means of the steps so far rather than dominated by the base
+    model's weights. Create it under the distribution strategy's scope."""
+
+    def __init__(self, model, decay: float):
+        t = tf()
+        self.decay = decay
+        self.model_vars = list(model.trainable_variables)
+        agg = t.VariableAggregation.ONLY_FIRST_REPLICA  # every replica holds the same weights
+        self.updates = t.Variable(0, trainable=False, dtype=t.int64, name="ema_updates", aggregation=agg)
+        self.average = [t.Variable(v, trainable=False, name=f"ema/{v.name.split(':')[0]}", aggregation=agg)
+                        for v in self.model_vars]
+
+    def checkpoint(self):
+        """A trackable holding the average's state, for the run's ``tf.train.Checkpoint``."""
+        return tf().train.Checkpoint(updates=self.updates, **{f"w{i}": a for i, a in enumerate(self.average)})
+
+    def update(self) -> None:
+        """One step of the average (call after the optimizer's update, inside the step)."""
+        t = tf()
+        n = t.cast(self.updates.assign_add(1), t.float32)
+        d = t.minimum(t.constant(self.decay, t.float32), (1.0 + n) / (10.0 + n))
+        for a, v in zip(self.average, self.model_vars):
+            a.assign(d * a + (1.0 - d) * t.cast(v, a.dtype))
+
+    def swapped(self):
+        """Context manager: the model holds the averaged weights inside, its own weights after."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            self._swap()
+            try:
+                yield
+            finally:
+                self._swap()
+
+        return ctx()
+
+    def _swap(self) -> None:
+        for a, v in zip(self.average, self.model_vars):
+            raw = tf().identity(v)
+            v.assign(a)
+            a.assign(raw)
+
+
+def make_train_step(model, optimizer, strategy, mixed: bool, ema: WeightAverage | None = None):
     """A compiled step: (input_ids, attention_mask, labels) -> (summed mean loss, correct count).
 
     Binary cross-entropy averaged over the global batch; with mixed precision the loss is scaled
-    and the gradients unscaled by the LossScaleOptimizer."""
+    and the gradients unscaled by the LossScaleOptimizer. ``ema``, when given, is updated after
+    each optimizer step."""
     t = tf()
     bce = keras().losses.BinaryCrossentropy(reduction=keras().losses.Reduction.NONE)
 
@@ -128,6 +179,8 @@ def make_train_step(model, optimizer, strategy, mixed: bool):
         if mixed:
             grads = optimizer.get_unscaled_gradients(grads)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if ema is not None:
+            ema.update()
         correct = t.reduce_sum(t.cast(t.equal(t.cast(p[:, 0] >= 0.5, t.float32), y), t.float32))
         return loss, correct
 

@@ -51,6 +51,9 @@ class TrainConfig:
     max_rows: int | None = field(default=None, metadata={"help": "train on a seeded sample of N rows"})
     seed: int = field(default=42, metadata={"help": "seed for split, sampling, shuffling, init"})
     patience: int = field(default=1, metadata={"help": "epochs without val-loss improvement before stopping"})
+    ema_decay: float = field(default=0.0, metadata={
+        "help": "keep an exponential moving average of the weights with this decay (e.g. 0.998; 0: off); each "
+                "epoch's validation scores it beside the raw weights and the better by val loss is kept"})
     normalization: str = field(default=DEFAULT_NORMALIZER, metadata={"help": f"text normalisation {sorted(NORMALIZERS)}"})
     tune_threshold: bool = field(default=True, metadata={
         "help": "pick the decision threshold that maximises validation accuracy (else 0.5)"})
@@ -80,6 +83,8 @@ class TrainConfig:
             raise ValueError("--max-length must be in [2, 512]")
         if not 0 < self.learning_rate < 1:
             raise ValueError("--learning-rate must be in (0, 1)")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("--ema-decay must be in [0, 1)")
 
     def resume_key(self) -> dict:
         """What must match for a restart to continue this run (not the logging cadence)."""
@@ -228,8 +233,10 @@ def train(cfg: TrainConfig) -> Path:
                                      cfg.weight_decay, mixed)
         state = {n: t.Variable(v, trainable=False, dtype=dt, name=n) for n, v, dt in (
             ("epoch", 0, t.int64), ("step_in_epoch", 0, t.int64), ("global_step", 0, t.int64),
-            ("best_val_loss", np.inf, t.float64), ("bad_epochs", 0, t.int64), ("best_epoch", -1, t.int64))}
-        ckpt = t.train.Checkpoint(model=model, optimizer=optimizer, **state)
+            ("best_val_loss", np.inf, t.float64), ("bad_epochs", 0, t.int64), ("best_epoch", -1, t.int64),
+            ("best_is_ema", 0, t.int64))}
+        ema = M.WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+        ckpt = t.train.Checkpoint(model=model, optimizer=optimizer, **state, **({"ema": ema.checkpoint()} if ema else {}))
     manager = t.train.CheckpointManager(ckpt, str(run.ckpt_dir), max_to_keep=2)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).expect_partial()
@@ -245,7 +252,7 @@ def train(cfg: TrainConfig) -> Path:
     epoch_log.truncate("epoch", int(state["epoch"].numpy()))
     tb = t.summary.create_file_writer(str(run.logs_dir / "tensorboard"))
 
-    train_step = M.make_train_step(model, optimizer, strategy, mixed)
+    train_step = M.make_train_step(model, optimizer, strategy, mixed, ema)
 
     predict = predict_arrays(model)
     val_ids, val_texts, val_y = read_split(run.data_dir, "validation")
@@ -325,25 +332,41 @@ def train(cfg: TrainConfig) -> Path:
         seconds = time.perf_counter() - t0
         epoch_seconds.append(seconds)
         vm = evaluate_arrays(predict, encoder, val_texts, val_y, cfg.normalization)
-        improved = vm["log_loss"] < float(state["best_val_loss"].numpy())
+        candidates = [(vm, False)]
+        if ema:  # the averaged weights, scored with the raw ones swapped out (and back)
+            with ema.swapped():
+                vm_ema = evaluate_arrays(predict, encoder, val_texts, val_y, cfg.normalization)
+            candidates.append((vm_ema, True))
+        best_vm, use_ema = min(candidates, key=lambda c: c[0]["log_loss"])
+        improved = best_vm["log_loss"] < float(state["best_val_loss"].numpy())
         if improved:
-            model.save_weights(str(run.best_dir / "weights"))
-            state["best_val_loss"].assign(vm["log_loss"])
+            if use_ema:
+                with ema.swapped():
+                    model.save_weights(str(run.best_dir / "weights"))
+            else:
+                model.save_weights(str(run.best_dir / "weights"))
+            state["best_val_loss"].assign(best_vm["log_loss"])
             state["best_epoch"].assign(epoch + 1)
+            state["best_is_ema"].assign(int(use_ema))
             state["bad_epochs"].assign(0)
         else:
             state["bad_epochs"].assign_add(1)
         epoch_log.append({"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "accuracy": correct_sum / max(seen, 1),
                           "val_loss": vm["log_loss"], "val_accuracy": vm["accuracy"], "val_roc_auc": vm["roc_auc"],
                           "seconds": seconds, "examples_per_sec": seen / seconds if seconds else None,
-                          "best": int(improved)})
+                          "best": int(improved), "val_loss_ema": vm_ema["log_loss"] if ema else None,
+                          "val_accuracy_ema": vm_ema["accuracy"] if ema else None,
+                          "kept": ("ema" if use_ema else "raw") if improved else ""})
         with tb.as_default(step=epoch + 1):
             t.summary.scalar("epoch/val_loss", vm["log_loss"])
             t.summary.scalar("epoch/val_accuracy", vm["accuracy"])
             t.summary.scalar("epoch/train_loss", loss_sum / max(seen, 1))
-        log.info("epoch %d: loss %.4f acc %.4f | val_loss %.4f val_acc %.4f auc %.4f | %.0fs, %.1f ex/s%s",
+        log.info("epoch %d: loss %.4f acc %.4f | val_loss %.4f val_acc %.4f auc %.4f%s | %.0fs, %.1f ex/s%s",
                  epoch + 1, loss_sum / max(seen, 1), correct_sum / max(seen, 1), vm["log_loss"], vm["accuracy"],
-                 vm["roc_auc"] or float("nan"), seconds, seen / seconds if seconds else 0, " (best)" if improved else "")
+                 vm["roc_auc"] or float("nan"),
+                 f" | averaged weights: val_loss {vm_ema['log_loss']:.4f} val_acc {vm_ema['accuracy']:.4f}" if ema else "",
+                 seconds, seen / seconds if seconds else 0,
+                 (" (best, averaged weights)" if use_ema else " (best)") if improved else "")
         plot(run.dir)
         if cfg.max_steps and int(state["global_step"].numpy()) >= cfg.max_steps:
             break
@@ -358,6 +381,7 @@ def train(cfg: TrainConfig) -> Path:
         "config": dataclasses.asdict(cfg), "base_model_path": base_path, "data": summary,
         "steps_per_epoch": steps_per_epoch, "global_steps": int(state["global_step"].numpy()),
         "best_epoch": int(state["best_epoch"].numpy()), "stopped_early": stopped_early,
+        "kept_weights": "ema" if int(state["best_is_ema"].numpy()) else "raw",
         "epochs": epochs_rows, "devices": [g.name for g in gpus] or ["CPU"], "mixed_precision": mixed,
         "replicas": strategy.num_replicas_in_sync,
     }
