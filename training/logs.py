@@ -67,7 +67,8 @@ def plot(run_dir: Path) -> list[Path]:
             continue
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, metric in zip(axes, ("loss", "accuracy")):
-            for key, style, label in ((metric, "-", "train"), (f"val_{metric}", "o-", "validation")):
+            for key, style, label in ((metric, "-", "train"), (f"val_{metric}", "o-", "validation"),
+                                      (f"val_{metric}_ema", "s--", "validation, averaged weights")):
                 pts = num(rows, key)
                 if pts:
                     ax.plot(*zip(*pts), style, label=label)
