@@ -247,3 +247,13 @@ def test_weight_average_run_keeps_the_better_weights(tmp_path, tiny_base):
     assert (meta["training"]["best_epoch"], meta["training"]["kept_weights"]) == (best_epoch, kind)
     # the artifact's validation loss is the kept candidate's (the CSV holds 6 significant digits)
     assert abs(meta["metrics"]["validation"]["log_loss"] - best) < 1e-4 * max(1.0, best)
+
+
+def test_runs_started_before_the_weight_average_still_resume():
+    """A run without the average keeps the resume key it had before --ema-decay existed (a
+    restart of such a run must not be refused as 'different settings'); with it, the key differs."""
+    from training.train import parse_args
+
+    base = ["--data", str(DATA), "--output-dir", "x"]
+    assert "ema_decay" not in parse_args(base).resume_key()
+    assert parse_args(base + ["--ema-decay", "0.99"]).resume_key()["ema_decay"] == 0.99

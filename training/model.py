@@ -7,6 +7,7 @@ id where a hub is reachable.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -140,19 +141,14 @@ class WeightAverage:
         for a, v in zip(self.average, self.model_vars):
             a.assign(d * a + (1.0 - d) * t.cast(v, a.dtype))
 
+    @contextlib.contextmanager
     def swapped(self):
-        """Context manager: the model holds the averaged weights inside, its own weights after."""
-        import contextlib
-
-        @contextlib.contextmanager
-        def ctx():
+        """The model holds the averaged weights inside the block, its own weights after it."""
+        self._swap()
+        try:
+            yield
+        finally:
             self._swap()
-            try:
-                yield
-            finally:
-                self._swap()
-
-        return ctx()
 
     def _swap(self) -> None:
         for a, v in zip(self.average, self.model_vars):

@@ -11,6 +11,7 @@ from its last checkpoint; a finished run started again prints its artifact and e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -91,6 +92,8 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         for k in ("checkpoint_every", "log_every", "eval_every", "max_steps", "epochs", "patience"):
             d.pop(k)
+        if not d["ema_decay"]:  # off: the key of runs started before the option existed
+            d.pop("ema_decay")
         return d
 
 
@@ -340,10 +343,7 @@ def train(cfg: TrainConfig) -> Path:
         best_vm, use_ema = min(candidates, key=lambda c: c[0]["log_loss"])
         improved = best_vm["log_loss"] < float(state["best_val_loss"].numpy())
         if improved:
-            if use_ema:
-                with ema.swapped():
-                    model.save_weights(str(run.best_dir / "weights"))
-            else:
+            with ema.swapped() if use_ema else contextlib.nullcontext():
                 model.save_weights(str(run.best_dir / "weights"))
             state["best_val_loss"].assign(best_vm["log_loss"])
             state["best_epoch"].assign(epoch + 1)
@@ -361,6 +361,8 @@ def train(cfg: TrainConfig) -> Path:
             t.summary.scalar("epoch/val_loss", vm["log_loss"])
             t.summary.scalar("epoch/val_accuracy", vm["accuracy"])
             t.summary.scalar("epoch/train_loss", loss_sum / max(seen, 1))
+            if ema:
+                t.summary.scalar("epoch/val_loss_averaged_weights", vm_ema["log_loss"])
         log.info("epoch %d: loss %.4f acc %.4f | val_loss %.4f val_acc %.4f auc %.4f%s | %.0fs, %.1f ex/s%s",
                  epoch + 1, loss_sum / max(seen, 1), correct_sum / max(seen, 1), vm["log_loss"], vm["accuracy"],
                  vm["roc_auc"] or float("nan"),
