@@ -3,7 +3,7 @@
 Most of a fresh local session's start-up is the JVM loading and verifying Spark's classes. Java
 can map them from an archive dumped by an earlier run instead (AppCDS, JDK 13+). Measured here
 (2 cores, OpenJDK 17, ``python -m jobs.score`` on the v1.1 minute file in a fresh process,
-interleaved, median of 3): 36.8 s without the archive, 31.5 s with it.
+interleaved, median of 3): 41.2 s without the archive, 33.4 s with it.
 
     python -m sentiment_core.jvmcds          # build (or rebuild) the archive; ``make setup`` runs it
 
@@ -37,7 +37,7 @@ QUIET = "-Xshare:auto -Xlog:disable -Xlog:all=warning:stderr"
 def _java() -> str:
     home = os.environ.get("JAVA_HOME")
     java = os.path.join(home, "bin", "java") if home else shutil.which("java")
-    return os.path.realpath(java) if java else ""
+    return os.path.realpath(java) if java and os.path.isfile(java) else ""  # none: Spark will say so
 
 
 def archive_path() -> Path:
@@ -52,7 +52,10 @@ def archive_path() -> Path:
 
 def submit_args_with_archive(submit_args: str | None, archive: Path) -> str | None:
     """``PYSPARK_SUBMIT_ARGS`` with the archive's driver options added, or None to leave them as
-    they are (the user chose driver Java options already)."""
+    they are (the user chose driver Java options already, or the archive's path has blanks or
+    quotes, which the driver options string cannot carry safely)."""
+    if any(c.isspace() or c in "'\"" for c in str(archive)):
+        return None
     args = shlex.split(submit_args or "pyspark-shell")
     if "--driver-java-options" in args or any("spark.driver.extraJavaOptions" in a for a in args):
         return None

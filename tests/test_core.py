@@ -141,12 +141,14 @@ def test_class_archive_driver_options():
 
     from sentiment_core.jvmcds import QUIET, submit_args_with_archive
 
-    opts = f"-XX:SharedArchiveFile=/a b/x.jsa {QUIET}"
-    assert shlex.split(submit_args_with_archive(None, "/a b/x.jsa")) == ["--driver-java-options", opts, "pyspark-shell"]
-    got = submit_args_with_archive("--master local[2] --conf spark.x=1 pyspark-shell", "/a b/x.jsa")
+    opts = f"-XX:SharedArchiveFile=/v/x.jsa {QUIET}"
+    assert shlex.split(submit_args_with_archive(None, "/v/x.jsa")) == ["--driver-java-options", opts, "pyspark-shell"]
+    got = submit_args_with_archive("--master local[2] --conf spark.x=1 pyspark-shell", "/v/x.jsa")
     assert shlex.split(got) == ["--master", "local[2]", "--conf", "spark.x=1", "--driver-java-options", opts, "pyspark-shell"]
     assert submit_args_with_archive("--driver-java-options '-Xmx2g' pyspark-shell", "/x.jsa") is None
     assert submit_args_with_archive("--conf 'spark.driver.extraJavaOptions=-Xmx2g' pyspark-shell", "/x.jsa") is None
+    # spark-submit splits the options string on blanks: such a path would break the JVM's start
+    assert submit_args_with_archive(None, "/home/me/My Projects/.venv/x.jsa") is None
 
 
 def test_session_with_an_unusable_class_archive_starts_and_keeps_stdout_clean(tmp_path):
