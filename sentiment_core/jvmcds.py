@@ -115,8 +115,6 @@ def build(path: Path | None = None) -> Path:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     env = {**os.environ, CHOICE_ENV: "0",
            "PYSPARK_SUBMIT_ARGS": f"--driver-java-options '-XX:ArchiveClassesAtExit={tmp} {QUIET}' pyspark-shell"}
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     try:
         subprocess.run([sys.executable, "-c", "from sentiment_core.jvmcds import _workload; _workload()"],
                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
