@@ -116,15 +116,19 @@ def validate(cfg: ScoreConfig) -> tuple[dict, list[str]]:
     return meta, files
 
 
-def prepare_tweets(records, langs: tuple[str, ...]):
+def prepare_tweets(records, langs: tuple[str, ...], duplicates: bool = True):
     """Tweets that will be scored: language filter, then one row per tweet_id (the first by
-    source file and line, so the choice is deterministic)."""
+    source file and line, so the choice is deterministic). ``duplicates=False`` (count_records
+    found every kept id once) skips the dedup: a window over tweet_id, i.e. a shuffle of every
+    tweet with its text, one sort and one more Spark job, for nothing."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     tweets = records.where(F.col("kind") == "tweet")
     if langs:
         tweets = tweets.where(F.col("lang").isin(list(langs)))
+    if not duplicates:
+        return tweets
     w = Window.partitionBy("tweet_id").orderBy(F.col("source_file"), F.col("line_no").asc_nulls_last())
     return tweets.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
 
@@ -244,8 +248,8 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         # three more jobs): rows, their dates, the model's rows. One row per id is by construction
         # (the dedup), and the rows must equal the distinct ids counted before scoring
         written = Observation(f"written-{run_id}")
-        scored = score_tweets(prepare_tweets(records, cfg.lang), meta["path"] if os.path.isdir(cfg.model) else cfg.model,
-                              cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend,
+        tweets = prepare_tweets(records, cfg.lang, duplicates=counts["filtered_duplicate"] > 0)
+        scored = score_tweets(tweets, meta["path"] if os.path.isdir(cfg.model) else cfg.model, cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend,
                               observation=written)
         # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
         # may be in the default static mode, which would wipe every other partition

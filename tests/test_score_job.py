@@ -147,6 +147,21 @@ def test_read_records_counts_and_canonical_types(spark, tmp_path):
 CUT_STREAMS = 3  # whole 4-line bz2 streams kept in the truncated file
 
 
+def test_prepare_tweets_dedups_only_when_ids_repeat(spark):
+    """Without repeated ids (what count_records found) the window over tweet_id, a shuffle of
+    every tweet, is left out of the plan; the rows are the same either way."""
+    from sentiment_core.spark import read_records
+
+    records = read_records(spark, [str(V1_SAMPLE), str(V2_PAGE)])
+    plans = {}
+    for dup in (True, False):
+        df = job.prepare_tweets(records, (), duplicates=dup)
+        plans[dup] = (df._jdf.queryExecution().optimizedPlan().toString(),
+                      sorted(tuple(r) for r in df.select("tweet_id", "text", "source_file").collect()))
+    assert "Window" in plans[True][0] and "Window" not in plans[False][0]
+    assert plans[True][1] == plans[False][1] and len(plans[False][1]) > 20
+
+
 @pytest.fixture(scope="module")
 def mixed_inputs(tmp_path_factory) -> tuple[Path, dict]:
     """A directory of mixed inputs and the job's expected numbers for it."""
