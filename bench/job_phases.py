@@ -83,13 +83,13 @@ def main(argv=None) -> int:
                 if j["jobId"] not in seen_jobs:
                     seen_jobs.add(j["jobId"])
                     print(f"  job {j['jobId']:>3} {j['submissionTime'][11:23]} -> {j.get('completionTime', '')[11:23]} "
-                          f"stages {j['stageIds']}")
+                          f"stages {j['stageIds']} {j.get('name', '')[:60]}")
             for st in sorted(rest(ui, app, "stages"), key=lambda x: x["stageId"]):
                 if st.get("status") == "COMPLETE" and st["stageId"] not in seen_stages:
                     seen_stages.add(st["stageId"])
                     print(f"    stage {st['stageId']:>3} {st.get('submissionTime', '')[11:23]} -> "
                           f"{st.get('completionTime', '')[11:23]} tasks {st['numTasks']} task run time "
-                          f"{st['executorRunTime'] / 1000:.2f} s")
+                          f"{st['executorRunTime'] / 1000:.2f} s  {st.get('name', '')[:50]}")
     finally:
         spark.stop()
         shutil.rmtree(out.parent, ignore_errors=True)
