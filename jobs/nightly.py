@@ -247,8 +247,9 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         artifact = meta["path"]
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         written = Observation(f"written-{run_id}")
-        scored = score_tweets(prepare_tweets(records, cfg.lang, duplicates=counts["filtered_duplicate"] > 0), artifact, cfg.batch_size, partitions, version,
-                              run_id, cfg.include_text, cfg.backend, observation=written).drop("model_version")
+        tweets = prepare_tweets(records, cfg.lang, duplicates=counts["filtered_duplicate"] > 0)
+        scored = score_tweets(tweets, artifact, cfg.batch_size, partitions, version, run_id, cfg.include_text,
+                              cfg.backend, observation=written).drop("model_version")
         t_score = time.perf_counter()
         scored.write.mode("overwrite").partitionBy("dt").parquet(str(stage / "new"))
         score_seconds = time.perf_counter() - t_score

@@ -246,10 +246,12 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         t_score = time.perf_counter()
         # what the write takes in, counted as it goes in the same job (reading the files back cost
         # three more jobs): rows, their dates, the model's rows. One row per id is by construction
-        # (the dedup), and the rows must equal the distinct ids counted before scoring
+        # (the dedup, or the counts finding no repeated id), and the rows must equal the distinct
+        # ids counted before scoring
         written = Observation(f"written-{run_id}")
         tweets = prepare_tweets(records, cfg.lang, duplicates=counts["filtered_duplicate"] > 0)
-        scored = score_tweets(tweets, meta["path"] if os.path.isdir(cfg.model) else cfg.model, cfg.batch_size, partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend,
+        scored = score_tweets(tweets, meta["path"] if os.path.isdir(cfg.model) else cfg.model, cfg.batch_size,
+                              partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend,
                               observation=written)
         # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
         # may be in the default static mode, which would wipe every other partition
