@@ -178,7 +178,12 @@ def scaled_archives(source: Path | None, tweets: int, sizes: list[int], workdir:
     return out
 
 
-def spark_job(artifact: Path, inputs: Path, out: Path, backend: str, scaled: dict[int, Path]) -> dict:
+def spark_job(artifact: Path, inputs: Path, out: Path, backend: str, scaled: dict[int, Path],
+              paired=None) -> dict:
+    """The score job on ``local[2]``: the first (cold) job, REPEATS warm jobs, then one per scaled
+    archive. ``paired`` (optional, a callable timing one in-process (b) pass in seconds) runs right
+    before each warm job, so that each job has a (b) figure of the same minute: this VM's speed
+    drifts by 5-20% over the minutes between the in-process rows and the Spark rows."""
     from jobs import score
     from sentiment_core.spark import DEDUP_TEXTS_CONF, get_session
 
@@ -195,9 +200,14 @@ def spark_job(artifact: Path, inputs: Path, out: Path, backend: str, scaled: dic
         res = {"cold": job(inputs)}
         # warm: the median of REPEATS more jobs, as the in-process rows take the median of passes
         # (the second job of a JVM still runs ~15% slower than the ones after it)
-        runs = [job(inputs) for _ in range(REPEATS)]
+        runs = []
+        for _ in range(REPEATS):
+            b_seconds = paired() if paired else None
+            runs.append(job(inputs))
+            if b_seconds:
+                runs[-1]["paired_ratio"] = b_seconds / runs[-1]["seconds"]
         res.update(warm=sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2],
-                   warm_seconds=[r["seconds"] for r in runs], sizes={})
+                   warm_seconds=[r["seconds"] for r in runs], warm_runs=runs, sizes={})
         # the resampled archives draw their tweets with replacement (at 16x each text ~16 times,
         # against ~11% repeats in the real minute): every text through the model, so these rows
         # measure cost against size, not the repeat rate
@@ -281,8 +291,19 @@ def main(argv=None) -> int:
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     src = args.input if args.input.is_file() else None
     scaled = scaled_archives(src, len(texts), sizes, args.workdir) if sizes else {}
-    sp = spark_job(artifact, args.input, args.workdir / "spark_out", args.spark_backend, scaled)
+    from sentiment_core.scorer import Scorer
+
+    b_scorer = Scorer(str(artifact), backend=spark_backend, intra_op_threads=os.cpu_count())
+
+    def b_pass() -> float:
+        t0 = time.perf_counter()
+        b_scorer.score(texts, dedup=True)
+        return time.perf_counter() - t0
+
+    b_pass()  # warm: sessions and memory pools grown
+    sp = spark_job(artifact, args.input, args.workdir / "spark_out", args.spark_backend, scaled, paired=b_pass)
     c_cold, c_warm, n = sp["cold"]["tweets_per_second"], sp["warm"]["tweets_per_second"], sp["warm"]["scored"]
+    paired = [r["paired_ratio"] for r in sp["warm_runs"]]
     if scaled:
         x = max(scaled)
         sp["fresh_process"] = {x: fresh_process_job(artifact, scaled[x], args.workdir / "fresh_out", args.spark_backend)}
@@ -308,6 +329,8 @@ def main(argv=None) -> int:
         print(f"| {name} | {v:.1f} | {v / a:.2f}x | {v / ref:.2f}x | {v / bound:.0%} |")
     print(f"Spark vs (b), in-process {spark_backend} with each distinct text once: warm {c_warm / b:.2f}, cold {c_cold / b:.2f}; "
           f"Python worker peak RSS {sp['warm']['worker_peak_rss_mb']:.0f} MB")
+    print(f"Spark warm vs (b) paired, each warm job against a (b) pass run just before it in this process: "
+          f"median {np.median(paired):.2f} (per job {', '.join(f'{r:.2f}' for r in paired)})")
     if sp["sizes"]:
         base, m = sp["sizes"][min(sp["sizes"])], rates[spark_backend]  # every text scored: vs the model path
         print(f"\n| Spark job, warm | tweets | seconds | tweets/s | vs smallest | vs in-process ({spark_backend}, every text) | worker peak RSS MB |"
@@ -331,7 +354,8 @@ def main(argv=None) -> int:
                       "spark_cold": c_cold, "spark_warm": c_warm,
                       "spark": sp,
                       "flop_bound": bound, "peak_gflops": peak, "mean_tokens": mean_tokens,
-                      "warm_over_in_process": c_warm / b, "cold_over_in_process": c_cold / b,
+                      "warm_over_in_process": c_warm / b, "warm_over_in_process_paired": float(np.median(paired)),
+                      "cold_over_in_process": c_cold / b,
                       "onnx_over_torch": rates.get("onnx", 0) / t if t else None,
                       "int8_over_torch": rates.get("onnx-int8", 0) / t if t else None}))
     return 0
