@@ -447,15 +447,36 @@ def _local_path(path: str) -> str | None:
     return None
 
 
-def _open_raw(path: str):
-    """A binary stream of the file's stored bytes (no decompression)."""
+def _open_raw(path: str, seekable: bool = False):
+    """A binary stream of the file's stored bytes (no decompression); ``seekable``: random access
+    also behind a URI."""
     local = _local_path(path)
     if local is not None:
         return open(local, "rb")
     from pyarrow import fs as pafs  # lazy: only for non-local URIs
 
     filesystem, fs_path = pafs.FileSystem.from_uri(path)
+    if seekable:
+        return filesystem.open_input_file(fs_path)
     return filesystem.open_input_stream(fs_path, compression=None)
+
+
+def file_size(path: str) -> int:
+    """The stored size of a file in bytes (local path or URI)."""
+    local = _local_path(path)
+    if local is not None:
+        return os.path.getsize(local)
+    from pyarrow import fs as pafs
+
+    filesystem, fs_path = pafs.FileSystem.from_uri(path)
+    return filesystem.get_file_info(fs_path).size
+
+
+def is_compressed(path: str) -> bool:
+    """Whether the file is gzip or bzip2 (by its magic bytes, as the readers decide)."""
+    with _open_raw(path) as raw:
+        magic = raw.read(3)
+    return magic[:2] == b"\x1f\x8b" or magic == b"BZh"
 
 
 def _open_decompressed(path: str):
@@ -496,17 +517,71 @@ def _iter_split(stream) -> Iterator[tuple[int, bytes]]:
         yield line_no, pending[:-1] if pending.endswith(b"\r") else pending
 
 
-def open_lines(path: str) -> Iterator[tuple[int, bytes]]:
+def _iter_range(stream, start: int, end: int, newlines_before: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of a seekable plain stream that start at a byte offset in [start, end)."""
+    stream = io.BufferedReader(stream, buffer_size=_CHUNK) if not hasattr(stream, "peek") else stream
+    line_no = newlines_before
+    pos = start
+    stream.seek(max(start - 1, 0))
+    if start > 0:
+        # the rest of the line that starts before ``start``: its range reads it. Just b"\n" when
+        # a line starts exactly at ``start``; that newline is among ``newlines_before``
+        skipped = stream.readline()
+        pos += len(skipped) - 1
+        line_no += len(skipped) > 1
+    readline = stream.readline
+    while pos < end:
+        line = readline()
+        if not line:
+            break
+        pos += len(line)
+        line_no += 1
+        if line.endswith(b"\n"):
+            line = line[:-1]
+        yield line_no, line[:-1] if line.endswith(b"\r") else line
+
+
+def open_lines(path: str, byte_range: tuple[int, int] | None = None,
+               newlines_before: int = 0) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw bytes without the line end) for every line of a file.
 
     Plain, gzip or bzip2 (by magic bytes); a local path, a ``file://`` URI or any URI that
     ``pyarrow.fs.FileSystem.from_uri`` understands. Errors propagate (OSError when the file
     cannot be opened; EOFError / OSError / zlib.error when a compressed file breaks off);
     :func:`read_file` turns them into rejects.
+
+    ``byte_range=(start, end)`` of a plain file: only the lines that start at an offset in
+    [start, end); the line that runs over ``end`` is read to its end, the one that runs into
+    ``start`` is left to the range before. Ranges that tile a file give each line exactly once.
+    Numbering starts after ``newlines_before``, the count of b"\\n" in bytes [0, start)
+    (:func:`count_newlines`), so the numbers are the file's own.
     """
-    stream = _open_decompressed(path)
-    with stream:
-        yield from _iter_split(stream)
+    if byte_range is None:
+        stream = _open_decompressed(path)
+        with stream:
+            yield from _iter_split(stream)
+        return
+    start, end = byte_range
+    with _open_raw(path, seekable=True) as raw:
+        magic = raw.read(3)
+        if magic[:2] == b"\x1f\x8b" or magic == b"BZh":
+            raise ValueError(f"{path} is compressed: a byte range of it is not a range of its lines")
+        yield from _iter_range(raw, start, end, newlines_before)
+
+
+def count_newlines(path: str, start: int, end: int) -> int:
+    """The count of b"\\n" in bytes [start, end) of a file (what :func:`open_lines` numbers from)."""
+    n = 0
+    with _open_raw(path, seekable=True) as raw:
+        raw.seek(start)
+        left = end - start
+        while left > 0:
+            chunk = raw.read(min(_CHUNK * 8, left))
+            if not chunk:
+                break
+            n += chunk.count(b"\n")
+            left -= len(chunk)
+    return n
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,24 +592,45 @@ def open_lines(path: str) -> Iterator[tuple[int, bytes]]:
 _STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
 
 
-def _decoded_lines(path: str, state: dict) -> Iterator[tuple[int, str]]:
+def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int = 0) -> Iterator[tuple[int, str]]:
     """Non-blank decoded lines; on a read error records it in ``state`` and stops."""
     try:
-        lines = open_lines(path)
-        first = True
-        for line_no, raw in lines:
+        for line_no, raw in open_lines(path, byte_range, newlines_before):
             state["last_line"] = line_no
             text, _had_invalid = s140.decode(raw)
-            if first:
+            if line_no == 1:
                 text = text.lstrip("\ufeff")
-                first = False
             if text.strip():
                 yield line_no, text
     except _STREAM_ERRORS as exc:
         state["error"] = exc
 
 
-def read_file(path: str, fmt: str = "auto", source_file: str | None = None) -> Iterator[Record]:
+def _detect(lines: Iterator[tuple[int, str]]) -> tuple[str | None, list[tuple[int, str]]]:
+    """The format told by the first of at most _DETECT_MAX_LINES lines, and the lines read."""
+    buffered: list[tuple[int, str]] = []
+    for item in lines:
+        buffered.append(item)
+        found = _classify(item[1])
+        if found is not None:
+            return found, buffered
+        if len(buffered) >= _DETECT_MAX_LINES:
+            break
+    return None, buffered
+
+
+def detect_file_format(path: str) -> str | None:
+    """The format :func:`read_file` with ``fmt="auto"`` gives ``path``; None when its first
+    lines do not tell (or it cannot be read)."""
+    lines = _decoded_lines(path, {"last_line": 0, "error": None})
+    try:
+        return _detect(lines)[0]
+    finally:
+        lines.close()
+
+
+def read_file(path: str, fmt: str = "auto", source_file: str | None = None,
+              byte_range: tuple[int, int] | None = None, newlines_before: int = 0) -> Iterator[Record]:
     """Every record of one file, in file order; bad content becomes rejects, never exceptions.
 
     ``fmt`` is one of ``FORMATS`` or ``"auto"``: the format is recognised from the first
@@ -543,28 +639,31 @@ def read_file(path: str, fmt: str = "auto", source_file: str | None = None) -> I
     ``unknown_record``). A file that cannot be opened gives one ``unreadable_file`` reject; a
     compressed file that breaks off gives the records before the break and then one
     ``truncated_file`` reject.
+
+    ``byte_range``/``newlines_before``: the records of the lines that start in a byte range of a
+    plain file (:func:`open_lines`), numbered as in the whole file; ``fmt`` must then be given.
     """
+    for _, rec in read_numbered(path, fmt, source_file, byte_range, newlines_before):
+        yield rec
+
+
+def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
+                  byte_range: tuple[int, int] | None = None,
+                  newlines_before: int = 0) -> Iterator[tuple[int, Record]]:
+    """:func:`read_file`'s records with the 1-based line each came from."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected 'auto' or one of {FORMATS}")
+    if byte_range is not None and fmt == "auto":
+        raise ValueError("a byte range of a file needs its format: detect it on the whole file first")
     source = source_file if source_file is not None else path
-    state: dict = {"last_line": 0, "error": None}
-    lines = _decoded_lines(path, state)
+    state: dict = {"last_line": newlines_before, "error": None}
+    lines = _decoded_lines(path, state, byte_range, newlines_before)
 
     buffered: list[tuple[int, str]] = []
     if fmt == "auto":
-        for item in lines:
-            buffered.append(item)
-            fmt_found = _classify(item[1])
-            if fmt_found is not None:
-                fmt = fmt_found
-                break
-            if len(buffered) >= _DETECT_MAX_LINES:
-                break
-
-    if fmt == "auto":  # nothing told the format: count every line rather than guess
-        parse = None
-    else:
-        parse = _PARSERS[fmt]
+        fmt, buffered = _detect(lines)
+    # nothing told the format: every line is counted (unknown_record) rather than guessed at
+    parse = _PARSERS[fmt] if fmt is not None else None
 
     def all_lines() -> Iterable[tuple[int, str]]:
         yield from buffered
@@ -572,18 +671,20 @@ def read_file(path: str, fmt: str = "auto", source_file: str | None = None) -> I
 
     for line_no, text in all_lines():
         if parse is None:
-            yield _reject(text, source, line_no, schema.UNKNOWN_RECORD)
+            yield line_no, _reject(text, source, line_no, schema.UNKNOWN_RECORD)
         else:
-            yield from parse(text, source, line_no)
+            for rec in parse(text, source, line_no):
+                yield line_no, rec
 
     error = state["error"]
     if error is not None:
         message = f"{type(error).__name__}: {error}"
-        if isinstance(error, EOFError) or state["last_line"] > 0:
-            yield _reject(f"file breaks off after line {state['last_line']}: {message}",
-                          source, state["last_line"] + 1, schema.TRUNCATED_FILE)
+        line_no = state["last_line"] + 1
+        if isinstance(error, EOFError) or state["last_line"] > newlines_before:
+            yield line_no, _reject(f"file breaks off after line {state['last_line']}: {message}",
+                                   source, line_no, schema.TRUNCATED_FILE)
         else:
-            yield _reject(f"cannot read file: {message}", source, None, schema.UNREADABLE_FILE)
+            yield line_no, _reject(f"cannot read file: {message}", source, None, schema.UNREADABLE_FILE)
 
 
 # --------------------------------------------------------------------------------------------

@@ -623,3 +623,92 @@ def test_real_sentiment140_file():
         assert kind == "tweet"
         n += 1
     assert n == 44694
+
+
+# ---------------------------------------------------------------------------- byte ranges
+
+def _comparable(numbered):
+    """(line, kind, record without the detection time) for comparing two reads of one file."""
+    return [(n, k, {c: v for c, v in r.items() if c != "detected_at"}) for n, (k, r) in numbered]
+
+
+def _read_in_ranges(path, fmt, cuts):
+    """read_numbered over the ranges that ``cuts`` makes of the file, numbered as the Spark reader
+    numbers them: from the newlines counted in the ranges before."""
+    size = Path(path).stat().st_size
+    bounds = [0, *cuts, size]
+    out, newlines = [], 0
+    for start, end in zip(bounds, bounds[1:]):
+        out.extend(readers.read_numbered(str(path), fmt, byte_range=(start, end), newlines_before=newlines))
+        newlines += readers.count_newlines(str(path), start, end)
+    return out
+
+
+@pytest.fixture
+def mixed_v1_file(tmp_path):
+    """Real v1.1 lines with the bad ones of the fixture, blank lines, CRLF ends, a line of invalid
+    UTF-8 inside a tweet and no newline at the end: each kind of line a range can start or end in."""
+    good = V1_SAMPLE.read_bytes().splitlines()[:12]
+    bad = V1_BAD.read_bytes().splitlines()
+    body = []
+    for i, line in enumerate(good):
+        body.append(line + (b"\r\n" if i % 3 == 0 else b"\n"))
+        if i < len(bad):
+            body.append(bad[i] + b"\n")
+        if i % 4 == 1:
+            body.append(b"\n   \n")
+    body.append(good[0].replace(b'"text":"', b'"text":"\xff\xfe bad bytes ', 1))  # no final newline
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"".join(body))
+    return path
+
+
+def test_byte_ranges_give_each_line_once_with_its_number(mixed_v1_file):
+    whole = _comparable(readers.read_numbered(str(mixed_v1_file), "twitter-v1"))
+    assert {k for _, k, _ in whole} == {"tweet", "delete", "reject"} and len(whole) > 20
+    data = mixed_v1_file.read_bytes()
+    size = len(data)
+    # a cut at every byte near a line end (right after a newline, between \r and \n, in a blank
+    # line) and at every 101st byte inside lines
+    ends = [i for i, b in enumerate(data) if b == 0x0A]
+    near_ends = {c for i in ends for c in range(i - 2, i + 3) if 0 < c < size}
+    for cut in sorted(near_ends | set(range(1, size, 101))):
+        assert _comparable(_read_in_ranges(mixed_v1_file, "twitter-v1", [cut])) == whole, cut
+    step = size // 7
+    assert _comparable(_read_in_ranges(mixed_v1_file, "twitter-v1", list(range(step, size, step)))) == whole
+    # more ranges than lines: most are empty, none loses or repeats a line
+    assert _comparable(_read_in_ranges(mixed_v1_file, "twitter-v1", list(range(50, size, 50)))) == whole
+
+
+def test_byte_ranges_of_sentiment140_and_v2_pages(tmp_path):
+    s140 = tmp_path / "s140.csv"
+    s140.write_bytes(b'"0","1","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","a","sad, \xe2\x80\x9cquoted\xe2\x80\x9d"\n'
+                     b'"4","2","Mon Apr 06 22:19:49 PDT 2009","NO_QUERY","b","happy \xf0\x9f\x98\x80"\n'
+                     b'"4","3","short line"\n'
+                     b'"0","4","Mon Apr 06 22:20:00 PDT 2009","NO_QUERY","c","ok \xc3"\n')
+    for path, fmt in ((s140, "sentiment140"), (V2_PAGE, "twitter-v2")):
+        whole = _comparable(readers.read_numbered(str(path), fmt))
+        size = path.stat().st_size
+        for cut in range(1, size, max(1, size // 97)):
+            assert _comparable(_read_in_ranges(path, fmt, [cut])) == whole, (path.name, cut)
+
+
+def test_byte_ranges_refuse_compressed_files_and_auto_format(tmp_path):
+    gz = tmp_path / "a.jsonl.gz"
+    gz.write_bytes(gzip.compress(V1_SAMPLE.read_bytes()))
+    assert readers.is_compressed(str(gz)) and not readers.is_compressed(str(V1_SAMPLE))
+    with pytest.raises(ValueError, match="needs its format"):
+        list(readers.read_numbered(str(V1_SAMPLE), "auto", byte_range=(0, 100)))
+    kind, rec = list(readers.read_file(str(gz), "twitter-v1", byte_range=(0, 100)))[0]
+    assert (kind, rec["reason"]) == ("reject", schema.UNREADABLE_FILE) and "compressed" in rec["raw"]
+    assert readers.count_newlines(str(V1_SAMPLE), 0, V1_SAMPLE.stat().st_size) == \
+        V1_SAMPLE.read_bytes().count(b"\n")
+
+
+def test_detect_file_format(tmp_path):
+    assert readers.detect_file_format(str(V1_SAMPLE)) == "twitter-v1"
+    assert readers.detect_file_format(str(V2_PAGE)) == "twitter-v2"
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a tweet\n" * 3)
+    assert readers.detect_file_format(str(junk)) is None
+    assert readers.detect_file_format(str(tmp_path / "missing.jsonl")) is None
