@@ -20,8 +20,9 @@ ARROW_BATCH_ROWS = 2048  # rows per Arrow batch into the scoring UDF (sorted + p
 
 # The internal record table: a reader's tweets, rejects and delete notices in one schema,
 # told apart by ``kind``. ``line_no`` orders duplicates deterministically: a reject's 1-based line,
-# for tweets and delete notices (whose reader records carry no line) the record's 1-based
-# position in its file.
+# for tweets and delete notices (whose reader records carry no line) their line * 65536 + their
+# index among that line's records (a v2 page holds many), which grows in file order also when
+# byte ranges of one file are parsed by different tasks.
 RECORD_DDL = (
     "kind string, tweet_id string, created_at timestamp, dt date, user string, lang string, "
     "text string, is_retweet boolean, source_file string, line_no long, raw string, reason string, "
@@ -99,20 +100,103 @@ def _records_frame(records: list[readers.Record]) -> pd.DataFrame:
     return df
 
 
-def parse_files(batches: Iterator[pd.DataFrame], chunk: int = 10_000) -> Iterator[pd.DataFrame]:
-    """mapInPandas body: (path, fmt) rows -> record rows, streamed in chunks."""
-    for files in batches:
-        for path, fmt in zip(files["path"], files["fmt"]):
-            buf: list[readers.Record] = []
-            for n, rec in enumerate(readers.read_file(path, fmt), 1):
-                if rec[0] != "reject":  # tweets and deletes: their position, a deterministic order key
-                    rec[1]["line_no"] = n
-                buf.append(rec)
-                if len(buf) >= chunk:
-                    yield _records_frame(buf)
-                    buf = []
-            if buf:
-                yield _records_frame(buf)
+RECORDS_PER_LINE = 1 << 16  # the order key of a tweet / delete: line * RECORDS_PER_LINE + index in the line
+
+
+def parse_units(units: list[list[tuple]], chunk: int = 10_000):
+    """mapInPandas body over ``spark.range(len(units))``: task ``i`` parses ``units[i]``, each a
+    ``(path, fmt, byte_range or None, newlines_before)``, into record rows, streamed in chunks."""
+    def parse(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in ids:
+            for task in batch["id"]:
+                for path, fmt, byte_range, newlines_before in units[task]:
+                    buf: list[readers.Record] = []
+                    last, index = 0, 0
+                    for line_no, rec in readers.read_numbered(path, fmt, None, byte_range, newlines_before):
+                        if rec[0] != "reject":
+                            index = index + 1 if line_no == last else 0
+                            last = line_no
+                            rec[1]["line_no"] = line_no * RECORDS_PER_LINE + min(index, RECORDS_PER_LINE - 1)
+                        buf.append(rec)
+                        if len(buf) >= chunk:
+                            yield _records_frame(buf)
+                            buf = []
+                    if buf:
+                        yield _records_frame(buf)
+    return parse
+
+
+def _count_ranges(ranges: list[list[tuple]]):
+    """mapInPandas body over ``spark.range(len(ranges))``: the newlines in each (path, start, end)."""
+    def count(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in ids:
+            rows = [(path, start, readers.count_newlines(path, start, end))
+                    for task in batch["id"] for path, start, end in ranges[task]]
+            yield pd.DataFrame(rows, columns=["path", "start", "newlines"])
+    return count
+
+
+# Splitting large plain files into byte ranges parsed by separate tasks: on by default.
+SPLIT_FILES_CONF = "spark.tweet_sentiment.splitFiles"
+_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".bz", ".zst", ".xz", ".zip", ".tar")
+
+
+def _split_sizes(spark, total: int) -> int:
+    """The byte size a range of a large plain file is cut to, by Spark's own rule for its file
+    sources: ``min(maxPartitionBytes, max(openCostInBytes, total / minPartitionNum))`` with
+    ``spark.sql.files.*`` (so ``--conf spark.sql.files.maxPartitionBytes=...`` works here too)."""
+    conf = spark._jsparkSession.sessionState().conf()
+    min_parts = conf.filesMinPartitionNum()
+    slots = min_parts.get() if min_parts.isDefined() else spark.sparkContext.defaultParallelism
+    return int(min(conf.filesMaxPartitionBytes(), max(conf.filesOpenCostInBytes(), -(-total // max(1, slots)))))
+
+
+def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tuple[list[list[tuple]], dict]:
+    """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
+    ``(path, fmt, byte_range, newlines_before)``. A plain (uncompressed) file larger than the range
+    size (:func:`_split_sizes`) is cut into byte ranges, one task each, numbered from the newlines
+    before them (one quick Spark job counts them); other files go ``files_per_task`` to a task, and
+    no slot stays idle while there are units. gzip / bzip2 files cannot be cut: one task each."""
+    slots = spark.sparkContext.defaultParallelism
+    split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
+    sizes = {}
+    if split:
+        sizes = {p: readers.file_size(p) for p in files if not p.lower().endswith(_COMPRESSED_SUFFIXES)}
+    piece = _split_sizes(spark, sum(sizes.values())) if sizes else 0
+    cut: dict[str, tuple[str, list[int]]] = {}
+    for path, size in sizes.items():
+        if size <= piece * 1.1 or readers.is_compressed(path):
+            continue
+        path_fmt = fmt if fmt != "auto" else readers.detect_file_format(path)
+        if path_fmt is None:  # read whole: read_file rejects every line of it, as unknown_record
+            continue
+        k = -(-size // piece)
+        cut[path] = (path_fmt, [size * i // k for i in range(k + 1)])
+    newlines: dict[tuple[str, int], int] = {}
+    to_count = [(p, b[i], b[i + 1]) for p, (_, b) in cut.items() for i in range(len(b) - 2)]
+    if to_count:
+        m = min(len(to_count), slots)
+        ranges = [to_count[i::m] for i in range(m)]
+        for row in (spark.range(0, m, 1, m).mapInPandas(_count_ranges(ranges), "path string, start long, newlines long")
+                    .collect()):
+            newlines[(row["path"], row["start"])] = row["newlines"]
+    tasks: list[list[tuple]] = []
+    whole = []
+    for path in files:
+        if path not in cut:
+            whole.append((path, fmt, None, 0))
+            continue
+        path_fmt, bounds = cut[path]
+        before = 0
+        for start, end in zip(bounds, bounds[1:]):
+            tasks.append([(path, path_fmt, (start, end), before)])
+            before += newlines.get((path, start), 0)
+    if whole:
+        n = max(-(-len(whole) // max(1, files_per_task)), min(len(whole), max(1, slots - len(tasks))))
+        tasks.extend(whole[i * len(whole) // n:(i + 1) * len(whole) // n] for i in range(n))
+    stats = {"files": len(files), "split_files": len(cut), "ranges": sum(len(b) - 1 for _, b in cut.values()),
+             "range_bytes": piece, "tasks": len(tasks)}
+    return tasks, stats
 
 
 ROWS_PER_SCORING_TASK = 20_000
@@ -140,12 +224,11 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     others = [p for p in files if p not in parquet_set]
     frames = []
     if others:
-        # at most files_per_task files per task, and no idle slot while there are files to parse
-        n = max(-(-len(others) // max(1, files_per_task)), min(len(others), spark.sparkContext.defaultParallelism))
-        # from pandas over Arrow: the list reaches the JVM without a Python task (a list of
-        # tuples would start Python workers for an identity map: ~2 s in a fresh session)
-        file_df = spark.createDataFrame(pd.DataFrame({"path": others, "fmt": fmt}), "path string, fmt string").repartition(n)
-        frames.append(file_df.mapInPandas(parse_files, RECORD_DDL))
+        tasks, stats = plan_parse(spark, others, fmt, files_per_task)
+        log.info("parse: %s", stats)
+        # one partition per task and no shuffle: spark.range's rows are the task numbers, each
+        # task's units travel in the (broadcast) function
+        frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks), RECORD_DDL))
     if parquet:
         frames.append(map_parquet(spark.read.parquet(*parquet), columns or {}))
     if not frames:

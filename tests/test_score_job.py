@@ -140,6 +140,47 @@ def test_read_records_counts_and_canonical_types(spark, tmp_path):
     assert tw.loc["77", "dt_s"] == "2020-12-31"
 
 
+def test_read_records_splits_large_plain_files(spark, tmp_path):
+    """A plain file over the range size is parsed by several tasks, one byte range each, and gives
+    the same records, line numbers included, as one task reading it whole; a gzip file of the same
+    lines stays one task (it cannot be cut)."""
+    import gzip
+
+    from sentiment_core.spark import SPLIT_FILES_CONF, plan_parse, read_records
+
+    lines = (V1_SAMPLE.read_bytes() + V1_BAD.read_bytes()) * 3
+    plain, packed = tmp_path / "big.jsonl", tmp_path / "big.jsonl.gz"
+    plain.write_bytes(lines)
+    packed.write_bytes(gzip.compress(lines))
+    files = [str(plain), str(packed)]
+    cols = ["kind", "tweet_id", "line_no", "reason", "raw", "text", "source_file", "created_at"]
+
+    def read(split: bool):
+        spark.conf.set(SPLIT_FILES_CONF, str(split).lower())
+        df = read_records(spark, files)
+        return df.rdd.getNumPartitions(), sorted(df.select(*cols).collect(), key=lambda r: tuple(map(str, r)))
+
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "32k")
+    spark.conf.set("spark.sql.files.openCostInBytes", "8k")
+    try:
+        tasks, stats = plan_parse(spark, files, "auto", 4)
+        assert stats["range_bytes"] == 32 * 1024 and stats["split_files"] == 1
+        assert stats["ranges"] == -(-len(lines) // (32 * 1024)) == len(tasks) - 1
+        assert tasks[-1] == [(str(packed), "auto", None, 0)]
+        n_split, split_rows = read(True)
+        n_whole, whole_rows = read(False)
+    finally:
+        for key in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes", SPLIT_FILES_CONF):
+            spark.conf.unset(key)
+    assert (n_split, n_whole) == (len(tasks), 2)
+    assert split_rows == whole_rows
+    # the rejects' line numbers are the file's own: V1_BAD's lines after each copy of the sample
+    n_sample, n_bad = len(V1_SAMPLE.read_bytes().splitlines()), len(V1_BAD.read_bytes().splitlines())
+    got = sorted((r["line_no"], r["reason"]) for r in split_rows if r["kind"] == "reject" and r["source_file"] == str(plain))
+    assert got == sorted((copy * (n_sample + n_bad) + n_sample + n, reason)
+                         for copy in range(3) for n, reason in V1_BAD_REJECTS)
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. + 3. the job end to end on mixed inputs
 
