@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
 
 import pandas as pd
@@ -141,6 +142,13 @@ SPLIT_FILES_CONF = "spark.tweet_sentiment.splitFiles"
 _COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".bz", ".zst", ".xz", ".zip", ".tar")
 
 
+def _size_or_zero(path: str) -> int:
+    try:
+        return readers.file_size(path)
+    except (OSError, ValueError):  # read whole, where a file that cannot be read becomes a reject
+        return 0
+
+
 def _split_sizes(spark, total: int) -> int:
     """The byte size a range of a large plain file is cut to, by Spark's own rule for its file
     sources: ``min(maxPartitionBytes, max(openCostInBytes, total / minPartitionNum))`` with
@@ -161,11 +169,16 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     sizes = {}
     if split:
-        sizes = {p: readers.file_size(p) for p in files if not p.lower().endswith(_COMPRESSED_SUFFIXES)}
+        candidates = [p for p in files if not p.lower().endswith(_COMPRESSED_SUFFIXES)]
+        with ThreadPoolExecutor(16) as pool:  # behind a URI each size is a request
+            sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
     piece = _split_sizes(spark, sum(sizes.values())) if sizes else 0
     cut: dict[str, tuple[str, list[int]]] = {}
     for path, size in sizes.items():
-        if size <= piece * 1.1 or readers.is_compressed(path):
+        try:
+            if size <= piece * 1.1 or readers.is_compressed(path):
+                continue
+        except OSError:  # gone or unreadable: its parse task turns it into an unreadable_file reject
             continue
         path_fmt = fmt if fmt != "auto" else readers.detect_file_format(path)
         if path_fmt is None:  # read whole: read_file rejects every line of it, as unknown_record

@@ -167,6 +167,8 @@ def test_read_records_splits_large_plain_files(spark, tmp_path):
         assert stats["range_bytes"] == 32 * 1024 and stats["split_files"] == 1
         assert stats["ranges"] == -(-len(lines) // (32 * 1024)) == len(tasks) - 1
         assert tasks[-1] == [(str(packed), "auto", None, 0)]
+        gone = str(tmp_path / "gone.jsonl")  # listed, then removed: read whole, so it becomes a reject
+        assert plan_parse(spark, [gone], "auto", 4)[0] == [[(gone, "auto", None, 0)]]
         n_split, split_rows = read(True)
         n_whole, whole_rows = read(False)
     finally:
