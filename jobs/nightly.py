@@ -241,7 +241,9 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     vdir_rel = Path("scores") / f"model_version={version}"
     try:
         todo = [files[r]["path"] for r in new + changed]
-        records = read_records(spark, todo, "auto", None, cfg.files_per_task).persist(StorageLevel.MEMORY_AND_DISK)
+        parse_plan: dict = {}
+        records = read_records(spark, todo, "auto", None, cfg.files_per_task,
+                               plan=parse_plan).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_records(records, cfg.lang)
         log.info("run %s: %d new + %d changed files: %s", run_id, len(new), len(changed), counts)
         artifact = meta["path"]
@@ -311,7 +313,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     summary = {**base, "noop": False, **counts, "scored": counts["to_score"], "rows_deleted": before - after,
                "rows_in_partitions": after, "partitions_written": affected, "wall_seconds": round(wall, 3),
                "scoring_seconds": round(score_seconds, 3), "model_rows": int(check["model_rows"]),
-               "tweets_per_second": round(counts["to_score"] / wall, 2) if wall else None}
+               "tweets_per_second": round(counts["to_score"] / wall, 2) if wall else None, "parse": parse_plan}
     accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
         summary["filtered_lang"] + summary["filtered_duplicate"]
     summary["reconciled"] = accounted == summary["records_read"] and int(check["n"]) == counts["to_score"]

@@ -229,7 +229,9 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         (out / MARKER).write_text(json.dumps({"written_by": "tweet-sentiment jobs.score", "layout": 1}))
         columns = {"id": cfg.id_col, "text": cfg.text_col, "time": cfg.time_col, "user": cfg.user_col, "lang": cfg.lang_col}
-        records = read_records(spark, files, cfg.format, columns, cfg.files_per_task).persist(StorageLevel.MEMORY_AND_DISK)
+        parse_plan: dict = {}
+        records = read_records(spark, files, cfg.format, columns, cfg.files_per_task,
+                               plan=parse_plan).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_records(records, cfg.lang)
         log.info("read: %s", counts)
         side = {"rejects": (counts["rejected"], "reject", ["raw", "source_file", "line_no", "reason", "detected_at"]),
@@ -277,7 +279,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         "model_rows": int(check["model_rows"]), "partitions_written": dts, "output": str(out.resolve()),
         "started_at": started.isoformat(), "wall_seconds": round(wall, 3),
         "scoring_seconds": round(score_seconds, 3),
-        "tweets_per_second": round(int(check["n"]) / wall, 2) if wall else None,
+        "tweets_per_second": round(int(check["n"]) / wall, 2) if wall else None, "parse": parse_plan,
         "config": dataclasses.asdict(cfg),
     }
     accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \

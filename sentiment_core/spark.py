@@ -224,7 +224,7 @@ def scoring_partitions(rows: int, slots: int) -> int:
 
 
 def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict | None = None,
-                 files_per_task: int = 1):
+                 files_per_task: int = 1, plan: dict | None = None):
     """All inputs as one record DataFrame (RECORD_DDL). Archive and CSV files are parsed in Python
     (at most ``files_per_task`` files per task, at least one task per slot while there are files;
     a corrupt file is a reject, never a failed job);
@@ -239,6 +239,8 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     if others:
         tasks, stats = plan_parse(spark, others, fmt, files_per_task)
         log.info("parse: %s", stats)
+        if plan is not None:  # the caller's run summary
+            plan.update(stats)
         # one partition per task and no shuffle: spark.range's rows are the task numbers, each
         # task's units travel in the (broadcast) function
         frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks), RECORD_DDL))

@@ -258,6 +258,8 @@ def test_job_mixed_inputs_summary_reconciles(mixed_run, tiny_artifact):
 
     assert s["reconciled"] is True
     assert s["files"] == 5 and s["files_with_records"] == 5
+    # 5 small files, 2 a task, but no idle slot of local[2]: 3 tasks, none cut into ranges
+    assert (s["parse"]["files"], s["parse"]["tasks"], s["parse"]["split_files"]) == (5, 3, 0)
     assert s["model_version"] == meta["model_version"]
     assert s["records_read"] == exp["records_read"]
     assert s["tweets_read"] == len(tweets)
