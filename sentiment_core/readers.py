@@ -472,11 +472,14 @@ def file_size(path: str) -> int:
     return filesystem.get_file_info(fs_path).size
 
 
+def _compressed_magic(magic: bytes) -> bool:
+    return magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh"
+
+
 def is_compressed(path: str) -> bool:
     """Whether the file is gzip or bzip2 (by its magic bytes, as the readers decide)."""
     with _open_raw(path) as raw:
-        magic = raw.read(3)
-    return magic[:2] == b"\x1f\x8b" or magic == b"BZh"
+        return _compressed_magic(raw.read(3))
 
 
 def _open_decompressed(path: str):
@@ -563,8 +566,7 @@ def open_lines(path: str, byte_range: tuple[int, int] | None = None,
         return
     start, end = byte_range
     with _open_raw(path, seekable=True) as raw:
-        magic = raw.read(3)
-        if magic[:2] == b"\x1f\x8b" or magic == b"BZh":
+        if _compressed_magic(raw.read(3)):
             raise ValueError(f"{path} is compressed: a byte range of it is not a range of its lines")
         yield from _iter_range(raw, start, end, newlines_before)
 

@@ -149,7 +149,7 @@ def _size_or_zero(path: str) -> int:
         return 0
 
 
-def _split_sizes(spark, total: int) -> int:
+def _range_bytes(spark, total: int) -> int:
     """The byte size a range of a large plain file is cut to, by Spark's own rule for its file
     sources: ``min(maxPartitionBytes, max(openCostInBytes, total / minPartitionNum))`` with
     ``spark.sql.files.*`` (so ``--conf spark.sql.files.maxPartitionBytes=...`` works here too)."""
@@ -162,7 +162,7 @@ def _split_sizes(spark, total: int) -> int:
 def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tuple[list[list[tuple]], dict]:
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
     ``(path, fmt, byte_range, newlines_before)``. A plain (uncompressed) file larger than the range
-    size (:func:`_split_sizes`) is cut into byte ranges, one task each, numbered from the newlines
+    size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
     before them (one quick Spark job counts them); other files go ``files_per_task`` to a task, and
     no slot stays idle while there are units. gzip / bzip2 files cannot be cut: one task each."""
     slots = spark.sparkContext.defaultParallelism
@@ -172,7 +172,7 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
         candidates = [p for p in files if not p.lower().endswith(_COMPRESSED_SUFFIXES)]
         with ThreadPoolExecutor(16) as pool:  # behind a URI each size is a request
             sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
-    piece = _split_sizes(spark, sum(sizes.values())) if sizes else 0
+    piece = _range_bytes(spark, sum(sizes.values())) if sizes else 0
     cut: dict[str, tuple[str, list[int]]] = {}
     for path, size in sizes.items():
         try:
