@@ -608,6 +608,15 @@ def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int
         state["error"] = exc
 
 
+def _is_tar(path: str) -> bool:
+    """A tar archive (plain or gzip / bzip2 compressed): the ustar magic of its first header."""
+    try:
+        with _open_decompressed(path) as stream:
+            return stream.read(262)[257:262] == b"ustar"
+    except _STREAM_ERRORS:
+        return False
+
+
 def _detect(lines: Iterator[tuple[int, str]]) -> tuple[str | None, list[tuple[int, str]]]:
     """The format told by the first of at most _DETECT_MAX_LINES lines, and the lines read."""
     buffered: list[tuple[int, str]] = []
@@ -664,6 +673,11 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
     buffered: list[tuple[int, str]] = []
     if fmt == "auto":
         fmt, buffered = _detect(lines)
+        if fmt is None and _is_tar(path):  # one clear reject, not a reject per line of binary
+            lines.close()
+            yield 0, _reject(f"a tar archive, which this reader does not open: extract it (tar -xf {path} -C DIR) "
+                             "and pass DIR", source, None, schema.UNREADABLE_FILE)
+            return
     # nothing told the format: every line is counted (unknown_record) rather than guessed at
     parse = _PARSERS[fmt] if fmt is not None else None
 

@@ -712,3 +712,21 @@ def test_detect_file_format(tmp_path):
     junk.write_text("not a tweet\n" * 3)
     assert readers.detect_file_format(str(junk)) is None
     assert readers.detect_file_format(str(tmp_path / "missing.jsonl")) is None
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz"])
+def test_a_tar_archive_is_one_clear_reject(tmp_path, mode):
+    """The Internet Archive grab ships days as tar files of minute files: passed as they are, each
+    gives one unreadable_file reject that says to extract it, not a reject per line of binary."""
+    import tarfile
+
+    member = tmp_path / "29.json.bz2"
+    member.write_bytes(bz2.compress(V1_SAMPLE.read_bytes()))
+    path = tmp_path / ("day.tar" if mode == "w" else "day.tar.gz")
+    with tarfile.open(path, mode) as tar:
+        tar.add(member, arcname="2021/01/01/07/29.json.bz2")
+    recs = records(path)
+    assert len(recs) == 1
+    kind, rec = recs[0]
+    assert (kind, rec["reason"], rec["line_no"]) == ("reject", schema.UNREADABLE_FILE, None)
+    assert "tar archive" in rec["raw"] and "tar -xf" in rec["raw"]
