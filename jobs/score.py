@@ -169,9 +169,13 @@ def count_records(records, langs: tuple[str, ...]) -> dict:
     from pyspark.sql import functions as F
 
     lang_ok = F.coalesce(F.col("lang").isin(list(langs)), F.lit(False)) if langs else F.lit(True)
+    from sentiment_core.readers import TAR_MEMBER_SEP
+
+    # a tar member's records name "<tar>!/<member>": the input file is the tar
+    input_file = F.substring_index("source_file", TAR_MEMBER_SEP, 1)
     groups = (records.groupBy("kind", "reason", lang_ok.alias("lang_ok"))
               .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids"),
-                   F.collect_set("source_file").alias("files")).collect())
+                   F.collect_set(input_file).alias("files")).collect())
 
     def total(kind, **where):
         return sum(g["n"] for g in groups if g["kind"] == kind and all(g[k] == v for k, v in where.items()))

@@ -482,8 +482,70 @@ def is_compressed(path: str) -> bool:
         return _compressed_magic(raw.read(3))
 
 
-def _open_decompressed(path: str):
-    raw = _open_raw(path)
+class _Slice(io.RawIOBase):
+    """Bytes [offset, offset + size) of a seekable stream, as a stream of their own (a tar member)."""
+
+    def __init__(self, stream, offset: int, size: int):
+        self._stream, self._offset, self._size, self._pos = stream, offset, size, 0
+        stream.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, min(self._size, base + pos))
+        self._stream.seek(self._offset + self._pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buf) -> int:
+        want = min(len(buf), self._size - self._pos)
+        if want <= 0:
+            return 0
+        data = self._stream.read(want)
+        n = len(data)
+        buf[:n] = data
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+TAR_MEMBER_SEP = "!/"  # source_file of a tar member: "<tar path>!/<member name>"
+
+
+def is_plain_tar(path: str) -> bool:
+    """An uncompressed tar archive (its members can be read where they lie)."""
+    with _open_raw(path) as raw:
+        return raw.read(262)[257:262] == b"ustar"
+
+
+def tar_members(path: str) -> list[tuple[str, int, int]]:
+    """(name, data offset, size) of the regular files in a plain tar archive, by name; names with a
+    hidden part ('.' or '_', such as macOS '._' files) are left out, as in directory listings."""
+    import tarfile
+
+    with _open_raw(path, seekable=True) as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
+        found = [(m.name, m.offset_data, m.size) for m in tar.getmembers()
+                 if m.isfile() and not any(_hidden(part) for part in m.name.split("/") if part)]
+    return sorted(found)
+
+
+def _open_decompressed(path: str, member: tuple[int, int] | None = None):
+    """The decompressed bytes of a file, or of the tar member at ``member=(offset, size)`` of it."""
+    raw = _open_raw(path, seekable=member is not None)
+    if member is not None:
+        raw = io.BufferedReader(_Slice(raw, *member), buffer_size=_CHUNK)
     try:
         magic = raw.read(3)
         seekable = getattr(raw, "seekable", lambda: False)()
@@ -545,7 +607,7 @@ def _iter_range(stream, start: int, end: int, newlines_before: int) -> Iterator[
 
 
 def open_lines(path: str, byte_range: tuple[int, int] | None = None,
-               newlines_before: int = 0) -> Iterator[tuple[int, bytes]]:
+               newlines_before: int = 0, member: tuple[int, int] | None = None) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw bytes without the line end) for every line of a file.
 
     Plain, gzip or bzip2 (by magic bytes); a local path, a ``file://`` URI or any URI that
@@ -558,9 +620,11 @@ def open_lines(path: str, byte_range: tuple[int, int] | None = None,
     ``start`` is left to the range before. Ranges that tile a file give each line exactly once.
     Numbering starts after ``newlines_before``, the count of b"\\n" in bytes [0, start)
     (:func:`count_newlines`), so the numbers are the file's own.
+
+    ``member=(offset, size)``: the lines of the tar member stored there (:func:`tar_members`).
     """
     if byte_range is None:
-        stream = _open_decompressed(path)
+        stream = _open_decompressed(path, member)
         with stream:
             yield from _iter_split(stream)
         return
@@ -594,11 +658,15 @@ def count_newlines(path: str, start: int, end: int) -> int:
 _STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
 
 
-def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int = 0) -> Iterator[tuple[int, str]]:
+def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int = 0,
+                   member=None) -> Iterator[tuple[int, str]]:
     """Non-blank decoded lines; on a read error records it in ``state`` and stops."""
     try:
-        for line_no, raw in open_lines(path, byte_range, newlines_before):
+        for line_no, raw in open_lines(path, byte_range, newlines_before, member):
             state["last_line"] = line_no
+            if line_no == 1 and raw[257:262] == b"ustar":  # a tar archive's first header
+                state["tar"] = True
+                return
             text, _had_invalid = s140.decode(raw)
             if line_no == 1:
                 text = text.lstrip("\ufeff")
@@ -606,15 +674,6 @@ def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int
                 yield line_no, text
     except _STREAM_ERRORS as exc:
         state["error"] = exc
-
-
-def _is_tar(path: str) -> bool:
-    """A tar archive (plain or gzip / bzip2 compressed): the ustar magic of its first header."""
-    try:
-        with _open_decompressed(path) as stream:
-            return stream.read(262)[257:262] == b"ustar"
-    except _STREAM_ERRORS:
-        return False
 
 
 def _detect(lines: Iterator[tuple[int, str]]) -> tuple[str | None, list[tuple[int, str]]]:
@@ -659,25 +718,26 @@ def read_file(path: str, fmt: str = "auto", source_file: str | None = None,
 
 
 def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
-                  byte_range: tuple[int, int] | None = None,
-                  newlines_before: int = 0) -> Iterator[tuple[int, Record]]:
-    """:func:`read_file`'s records with the 1-based line each came from."""
+                  byte_range: tuple[int, int] | None = None, newlines_before: int = 0,
+                  member: tuple[str, int, int] | None = None) -> Iterator[tuple[int, Record]]:
+    """:func:`read_file`'s records with the 1-based line each came from. ``member``: read the tar
+    member ``(name, offset, size)`` of ``path`` (:func:`tar_members`) as a file of its own, named
+    ``<path>!/<name>`` in ``source_file``."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected 'auto' or one of {FORMATS}")
     if byte_range is not None and fmt == "auto":
         raise ValueError("a byte range of a file needs its format: detect it on the whole file first")
+    if member is not None and byte_range is not None:
+        raise ValueError("a byte range of a tar member is not supported")
     source = source_file if source_file is not None else path
+    if member is not None:
+        source = f"{source}{TAR_MEMBER_SEP}{member[0]}"
     state: dict = {"last_line": newlines_before, "error": None}
-    lines = _decoded_lines(path, state, byte_range, newlines_before)
+    lines = _decoded_lines(path, state, byte_range, newlines_before, member and member[1:])
 
     buffered: list[tuple[int, str]] = []
     if fmt == "auto":
         fmt, buffered = _detect(lines)
-        if fmt is None and _is_tar(path):  # one clear reject, not a reject per line of binary
-            lines.close()
-            yield 0, _reject(f"a tar archive, which this reader does not open: extract it (tar -xf {path} -C DIR) "
-                             "and pass DIR", source, None, schema.UNREADABLE_FILE)
-            return
     # nothing told the format: every line is counted (unknown_record) rather than guessed at
     parse = _PARSERS[fmt] if fmt is not None else None
 
@@ -692,6 +752,9 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
             for rec in parse(text, source, line_no):
                 yield line_no, rec
 
+    if state.get("tar"):  # one clear reject, not one per line of binary
+        yield 0, _reject(f"a tar archive: the jobs read the members of an uncompressed tar; extract this one "
+                         f"(tar -xf {path} -C DIR) and pass DIR", source, None, schema.UNREADABLE_FILE)
     error = state["error"]
     if error is not None:
         message = f"{type(error).__name__}: {error}"

@@ -106,14 +106,15 @@ RECORDS_PER_LINE = 1 << 16  # the order key of a tweet / delete: line * RECORDS_
 
 def parse_units(units: list[list[tuple]], chunk: int = 10_000):
     """mapInPandas body over ``spark.range(len(units))``: task ``i`` parses ``units[i]``, each a
-    ``(path, fmt, byte_range or None, newlines_before)``, into record rows, streamed in chunks."""
+    ``(path, fmt, byte_range or None, newlines_before, tar member or None)``, into record rows,
+    streamed in chunks."""
     def parse(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in ids:
             for task in batch["id"]:
-                for path, fmt, byte_range, newlines_before in units[task]:
+                for path, fmt, byte_range, newlines_before, member in units[task]:
                     buf: list[readers.Record] = []
                     last, index = 0, 0
-                    for line_no, rec in readers.read_numbered(path, fmt, None, byte_range, newlines_before):
+                    for line_no, rec in readers.read_numbered(path, fmt, None, byte_range, newlines_before, member):
                         if rec[0] != "reject":
                             index = index + 1 if line_no == last else 0
                             last = line_no
@@ -149,6 +150,19 @@ def _size_or_zero(path: str) -> int:
         return 0
 
 
+def _tar_members(path: str) -> list[tuple[str, int, int]] | None:
+    """The members of an uncompressed tar named ``*.tar`` (the Internet Archive grab's days), or None
+    for any other file (a compressed tar is read whole: one reject that says to extract it)."""
+    if not path.lower().endswith(".tar"):
+        return None
+    import tarfile
+
+    try:
+        return readers.tar_members(path) if readers.is_plain_tar(path) else None
+    except (OSError, ValueError, EOFError, tarfile.TarError):  # read whole: a reject says what it is
+        return None
+
+
 def _range_bytes(spark, total: int) -> int:
     """The byte size a range of a large plain file is cut to, by Spark's own rule for its file
     sources: ``min(maxPartitionBytes, max(openCostInBytes, total / minPartitionNum))`` with
@@ -163,8 +177,9 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
     ``(path, fmt, byte_range, newlines_before)``. A plain (uncompressed) file larger than the range
     size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
-    before them (one quick Spark job counts them); other files go ``files_per_task`` to a task, and
-    no slot stays idle while there are units. gzip / bzip2 files cannot be cut: one task each."""
+    before them (one quick Spark job counts them); the members of an uncompressed ``*.tar`` are
+    units like files; other files go ``files_per_task`` to a task, and no slot stays idle while
+    there are units. gzip / bzip2 files cannot be cut: one task each."""
     slots = spark.sparkContext.defaultParallelism
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     sizes = {}
@@ -195,20 +210,25 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
             newlines[(row["path"], row["start"])] = row["newlines"]
     tasks: list[list[tuple]] = []
     whole = []
+    tars = 0
     for path in files:
-        if path not in cut:
-            whole.append((path, fmt, None, 0))
-            continue
-        path_fmt, bounds = cut[path]
-        before = 0
-        for start, end in zip(bounds, bounds[1:]):
-            tasks.append([(path, path_fmt, (start, end), before)])
-            before += newlines.get((path, start), 0)
+        if path in cut:
+            path_fmt, bounds = cut[path]
+            before = 0
+            for start, end in zip(bounds, bounds[1:]):
+                tasks.append([(path, path_fmt, (start, end), before, None)])
+                before += newlines.get((path, start), 0)
+        elif (members := _tar_members(path)) is not None:  # each member like a file of its own
+            tars += 1
+            whole.extend((path, fmt, None, 0, m) for m in members)
+        else:
+            whole.append((path, fmt, None, 0, None))
     if whole:
         n = max(-(-len(whole) // max(1, files_per_task)), min(len(whole), max(1, slots - len(tasks))))
         tasks.extend(whole[i * len(whole) // n:(i + 1) * len(whole) // n] for i in range(n))
     stats = {"files": len(files), "split_files": len(cut), "ranges": sum(len(b) - 1 for _, b in cut.values()),
-             "range_bytes": piece, "tasks": len(tasks)}
+             "range_bytes": piece, "tar_files": tars, "tar_members": sum(1 for u in whole if u[4] is not None),
+             "tasks": len(tasks)}
     return tasks, stats
 
 

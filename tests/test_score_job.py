@@ -166,9 +166,9 @@ def test_read_records_splits_large_plain_files(spark, tmp_path):
         tasks, stats = plan_parse(spark, files, "auto", 4)
         assert stats["range_bytes"] == 32 * 1024 and stats["split_files"] == 1
         assert stats["ranges"] == -(-len(lines) // (32 * 1024)) == len(tasks) - 1
-        assert tasks[-1] == [(str(packed), "auto", None, 0)]
+        assert tasks[-1] == [(str(packed), "auto", None, 0, None)]
         gone = str(tmp_path / "gone.jsonl")  # listed, then removed: read whole, so it becomes a reject
-        assert plan_parse(spark, [gone], "auto", 4)[0] == [[(gone, "auto", None, 0)]]
+        assert plan_parse(spark, [gone], "auto", 4)[0] == [[(gone, "auto", None, 0, None)]]
         n_split, split_rows = read(True)
         n_whole, whole_rows = read(False)
     finally:
@@ -181,6 +181,43 @@ def test_read_records_splits_large_plain_files(spark, tmp_path):
     got = sorted((r["line_no"], r["reason"]) for r in split_rows if r["kind"] == "reject" and r["source_file"] == str(plain))
     assert got == sorted((copy * (n_sample + n_bad) + n_sample + n, reason)
                          for copy in range(3) for n, reason in V1_BAD_REJECTS)
+
+
+def test_read_records_reads_the_members_of_a_tar(spark, tmp_path):
+    """A day of the Internet Archive grab as it is downloaded, a tar of minute files, gives the
+    records of its members, each a file of its own ("<tar>!/<member>"), as the extracted directory
+    does; hidden members (macOS '._' files) are skipped as in a directory; the counts see one input
+    file. A gzip-compressed tar stays one reject that says to extract it."""
+    import gzip
+    import tarfile
+
+    from sentiment_core.spark import read_records
+
+    day = tmp_path / "extracted"
+    minute = day / "2021" / "01" / "01" / "07"
+    minute.mkdir(parents=True)
+    (minute / "29.json.bz2").write_bytes(bz2.compress(V1_SAMPLE.read_bytes()))
+    (minute / "30.jsonl").write_bytes(V1_BAD.read_bytes())
+    tar_path = tmp_path / "twitter-stream-2021-01-01.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(day / "2021", arcname="2021")  # directory entries, then the files
+        tar.addfile(tarfile.TarInfo("2021/01/01/07/._29.json.bz2"), None)  # hidden: skipped
+    cols = ["kind", "tweet_id", "line_no", "reason", "raw", "text", "created_at", "source_file"]
+
+    def rows(paths, strip):
+        got = read_records(spark, [str(p) for p in paths]).select(*cols).collect()
+        return sorted((tuple(r[:-1]) + (r["source_file"].replace(strip, ""),) for r in got), key=str)
+
+    from_tar = rows([tar_path], f"{tar_path}!/")
+    assert from_tar == rows([day], f"{day}/")
+    assert {r[-1] for r in from_tar} == {"2021/01/01/07/29.json.bz2", "2021/01/01/07/30.jsonl"}
+    counts = job.count_records(read_records(spark, [str(tar_path)]), ())
+    assert counts["files_with_records"] == 1 and counts["rejected"] == len(V1_BAD_REJECTS)
+
+    packed = tmp_path / "day.tar.gz"
+    packed.write_bytes(gzip.compress(tar_path.read_bytes()))
+    got = read_records(spark, [str(packed)]).select("kind", "reason").collect()
+    assert [tuple(r) for r in got] == [("reject", "unreadable_file")]
 
 
 # ---------------------------------------------------------------------------------------------
