@@ -398,15 +398,28 @@ def detect_format(path: str, first_line: str) -> str:
 # opening files
 # --------------------------------------------------------------------------------------------
 
-class _Prefixed(io.RawIOBase):
-    """A non-seekable stream with bytes already read from it put back in front."""
+class _Wrapped(io.RawIOBase):
+    """A readable raw stream over another stream, which it closes."""
 
-    def __init__(self, prefix: bytes, stream):
-        self._prefix = prefix
+    def __init__(self, stream):
         self._stream = stream
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+class _Prefixed(_Wrapped):
+    """A non-seekable stream with bytes already read from it put back in front."""
+
+    def __init__(self, prefix: bytes, stream):
+        super().__init__(stream)
+        self._prefix = prefix
 
     def readinto(self, buf) -> int:
         if self._prefix:
@@ -418,12 +431,6 @@ class _Prefixed(io.RawIOBase):
         n = len(data)
         buf[:n] = data
         return n
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            super().close()
 
 
 def _scheme(path: str) -> str:
@@ -482,15 +489,13 @@ def is_compressed(path: str) -> bool:
         return _compressed_magic(raw.read(3))
 
 
-class _Slice(io.RawIOBase):
+class _Slice(_Wrapped):
     """Bytes [offset, offset + size) of a seekable stream, as a stream of their own (a tar member)."""
 
     def __init__(self, stream, offset: int, size: int):
-        self._stream, self._offset, self._size, self._pos = stream, offset, size, 0
+        super().__init__(stream)
+        self._offset, self._size, self._pos = offset, size, 0
         stream.seek(offset)
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -513,12 +518,6 @@ class _Slice(io.RawIOBase):
         buf[:n] = data
         self._pos += n
         return n
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            super().close()
 
 
 TAR_MEMBER_SEP = "!/"  # source_file of a tar member: "<tar path>!/<member name>"
