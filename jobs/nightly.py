@@ -11,7 +11,8 @@ Snowflake id, so the notice names the partition to fix), and publishes everythin
 journaled commit (``sentiment_core.commit``): a run killed at any point leaves the previous state
 readable and the next run finishes or discards its work. Running the same night twice is a no-op.
 
-Archive layouts (``--layout auto`` detects): the Internet Archive grab ``YYYY/MM/DD/HH/MM.json.bz2``,
+Archive layouts (``--layout auto`` detects): the Internet Archive grab ``YYYY/MM/DD/HH/MM.json.bz2``
+or its day files as downloaded (``twitter-stream-YYYY-MM-DD.tar``, read member by member),
 ``dt=YYYY-MM-DD/`` folders, or flat folders (every file is a candidate; date flags do not apply).
 
 Output (besides the score job's ``scores/model_version=V/dt=D/``): ``deletes/target_month=YYYY-MM/`` (by the month the deleted tweet was posted),
@@ -45,6 +46,8 @@ LAYOUTS = ("auto", "grab", "dt", "flat")
 SNOWFLAKE_EPOCH_MS = 1288834974657
 FIRST_SNOWFLAKE_ID = 29_700_859_247  # ids below this are sequential (pre Nov 2010) and carry no time
 _GRAB = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
+# the grab's day files as downloaded: twitter-stream-2021-01-01.tar, twitter_stream_2021_01_01.tar
+_GRAB_TAR = re.compile(r"(?:^|/)[^/]*?(\d{4})[-_](\d{2})[-_](\d{2})\.tar$", re.IGNORECASE)
 _DTDIR = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 
 
@@ -104,7 +107,7 @@ def parse_args(argv=None) -> NightlyConfig:
 
 def file_date(rel: str, layout: str) -> str | None:
     if layout in ("grab", "auto"):
-        m = _GRAB.search(rel)
+        m = _GRAB.search(rel) or _GRAB_TAR.search(rel)
         if m:
             return f"{m[1]}-{m[2]}-{m[3]}"
     if layout in ("dt", "auto"):

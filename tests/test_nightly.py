@@ -87,6 +87,29 @@ def test_night_by_night_then_noop_equals_clean_run(spark, archive, tiny_artifact
     assert len(log) == 4 and log["noop"].sum() == 1
 
 
+def test_day_tar_files_give_the_table_of_the_extracted_archive(spark, archive, tiny_artifact, tmp_path, clean):
+    """The grab's days as downloaded, one tar of minute files each: the same table as the extracted
+    archive (source_file names the member inside its tar), one manifest entry per tar, a no-op re-run."""
+    import tarfile
+
+    tars = tmp_path / "tars"
+    tars.mkdir()
+    for day in DAYS:
+        y, m, d = day.split("-")
+        with tarfile.open(tars / f"twitter-stream-{day}.tar", "w") as tar:
+            tar.add(archive / y / m / d, arcname=f"{y}/{m}/{d}")
+    out = tmp_path / "out"
+    s = nightly(spark, tars, tiny_artifact, out)
+    assert s["reconciled"] and s["files_new"] == 3
+    assert (s["parse"]["tar_files"], s["parse"]["tar_members"]) == (3, 6)
+    got, want = table(out), clean.copy()
+    assert got["source_file"].str.contains(r"\.tar!/", regex=True).all()
+    got["source_file"] = got["source_file"].str.split("!/").str[1]
+    want["source_file"] = want["source_file"].map(lambda p: os.path.relpath(p, archive))
+    assert_same_table(got, want)
+    assert nightly(spark, tars, tiny_artifact, out)["noop"] is True
+
+
 def test_delete_on_a_later_day_removes_the_earlier_tweet(spark, archive, tiny_artifact, tmp_path, clean):
     day1_ids = {t["id_str"] for t in archive_lines(archive, DAYS[0]) if "delete" not in t}
     late = [t["delete"]["status"]["id_str"] for day in DAYS[1:] for t in archive_lines(archive, day)
