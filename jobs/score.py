@@ -168,9 +168,9 @@ def count_records(records, langs: tuple[str, ...]) -> dict:
     distinct aggregate made Spark expand every row and cost three more jobs."""
     from pyspark.sql import functions as F
 
-    lang_ok = F.coalesce(F.col("lang").isin(list(langs)), F.lit(False)) if langs else F.lit(True)
     from sentiment_core.readers import TAR_MEMBER_SEP
 
+    lang_ok = F.coalesce(F.col("lang").isin(list(langs)), F.lit(False)) if langs else F.lit(True)
     # a tar member's records name "<tar>!/<member>": the input file is the tar
     input_file = F.substring_index("source_file", TAR_MEMBER_SEP, 1)
     groups = (records.groupBy("kind", "reason", lang_ok.alias("lang_ok"))
