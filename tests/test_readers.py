@@ -730,3 +730,34 @@ def test_a_tar_archive_is_one_clear_reject(tmp_path, mode):
     kind, rec = recs[0]
     assert (kind, rec["reason"], rec["line_no"]) == ("reject", schema.UNREADABLE_FILE, None)
     assert "tar archive" in rec["raw"] and "tar -xf" in rec["raw"]
+
+
+def test_ranges_and_tar_members_through_pyarrow_filesystems(monkeypatch, mixed_v1_file, tmp_path):
+    """Behind a URI (hdfs://, s3://) files open through pyarrow.fs: seekable NativeFiles there. Read
+    file:// URIs that way (as any other scheme would be) and get what the local path gives."""
+    import tarfile
+
+    member = tmp_path / "29.json.bz2"
+    member.write_bytes(bz2.compress(V1_SAMPLE.read_bytes()))
+    tar_path = tmp_path / "day.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(member, arcname="2021/01/01/07/29.json.bz2")
+        tar.add(mixed_v1_file, arcname="2021/01/01/07/30.jsonl")
+    local = {
+        "ranges": _comparable(_read_in_ranges(mixed_v1_file, "twitter-v1", [997, 5003, 20011])),
+        "members": [_comparable(readers.read_numbered(str(tar_path), "auto", member=m))
+                    for m in readers.tar_members(str(tar_path))],
+    }
+    assert len(local["members"]) == 2 and all(local["members"])
+    monkeypatch.setattr(readers, "_local_path", lambda path: None)  # every path through pyarrow.fs
+    uri, tar_uri = mixed_v1_file.as_uri(), tar_path.as_uri()
+    assert readers.file_size(uri) == mixed_v1_file.stat().st_size and not readers.is_compressed(uri)
+    size = mixed_v1_file.stat().st_size
+    remote_ranges, newlines = [], 0
+    for start, end in zip([0, 997, 5003, 20011], [997, 5003, 20011, size]):
+        remote_ranges.extend(readers.read_numbered(uri, "twitter-v1", str(mixed_v1_file), (start, end), newlines))
+        newlines += readers.count_newlines(uri, start, end)
+    assert _comparable(remote_ranges) == local["ranges"]
+    members = readers.tar_members(tar_uri)
+    assert readers.is_plain_tar(tar_uri) and [m[0] for m in members] == ["2021/01/01/07/29.json.bz2", "2021/01/01/07/30.jsonl"]
+    assert [_comparable(readers.read_numbered(tar_uri, "auto", str(tar_path), member=m)) for m in members] == local["members"]
