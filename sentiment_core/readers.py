@@ -18,7 +18,9 @@ Formats (``FORMATS``):
 
 Files may be plain, gzip or bzip2 (recognised by magic bytes, whatever the extension), local or
 behind a URI with a scheme (``hdfs://``, ``s3://``, ... through ``pyarrow.fs``, imported lazily;
-``file://`` is read locally). Only the standard library is imported at module import time.
+``file://`` is read locally). A byte range of a plain file can be read on its own, with the file's
+own line numbers (:func:`open_lines`), and so can a member of an uncompressed tar where it lies
+(:func:`tar_members`). Only the standard library is imported at module import time.
 """
 from __future__ import annotations
 
