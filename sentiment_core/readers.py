@@ -485,6 +485,11 @@ def _compressed_magic(magic: bytes) -> bool:
     return magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh"
 
 
+def _tar_magic(head: bytes) -> bool:
+    """The first bytes of a file are a tar header (the ustar magic at offset 257)."""
+    return head[257:262] == b"ustar"
+
+
 def is_compressed(path: str) -> bool:
     """Whether the file is gzip or bzip2 (by its magic bytes, as the readers decide)."""
     with _open_raw(path) as raw:
@@ -528,7 +533,7 @@ TAR_MEMBER_SEP = "!/"  # source_file of a tar member: "<tar path>!/<member name>
 def is_plain_tar(path: str) -> bool:
     """An uncompressed tar archive (its members can be read where they lie)."""
     with _open_raw(path) as raw:
-        return raw.read(262)[257:262] == b"ustar"
+        return _tar_magic(raw.read(262))
 
 
 def tar_members(path: str) -> list[tuple[str, int, int]]:
@@ -665,7 +670,7 @@ def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int
     try:
         for line_no, raw in open_lines(path, byte_range, newlines_before, member):
             state["last_line"] = line_no
-            if line_no == 1 and raw[257:262] == b"ustar":  # a tar archive's first header
+            if line_no == 1 and _tar_magic(raw):  # a tar archive's first header
                 state["tar"] = True
                 return
             text, _had_invalid = s140.decode(raw)

@@ -140,7 +140,8 @@ def _count_ranges(ranges: list[list[tuple]]):
 
 # Splitting large plain files into byte ranges parsed by separate tasks: on by default.
 SPLIT_FILES_CONF = "spark.tweet_sentiment.splitFiles"
-_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".bz", ".zst", ".xz", ".zip", ".tar")
+# never cut into ranges: compressed, or a tar (read member by member)
+_UNCUT_SUFFIXES = (".gz", ".gzip", ".bz2", ".bz", ".zst", ".xz", ".zip", ".tar")
 
 
 def _size_or_zero(path: str) -> int:
@@ -175,7 +176,7 @@ def _range_bytes(spark, total: int) -> int:
 
 def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tuple[list[list[tuple]], dict]:
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
-    ``(path, fmt, byte_range, newlines_before)``. A plain (uncompressed) file larger than the range
+    ``(path, fmt, byte_range, newlines_before, tar member)`` (:func:`parse_units`). A plain (uncompressed) file larger than the range
     size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
     before them (one quick Spark job counts them); the members of an uncompressed ``*.tar`` are
     units like files; other files go ``files_per_task`` to a task, and no slot stays idle while
@@ -184,7 +185,7 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     sizes = {}
     if split:
-        candidates = [p for p in files if not p.lower().endswith(_COMPRESSED_SUFFIXES)]
+        candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)]
         with ThreadPoolExecutor(16) as pool:  # behind a URI each size is a request
             sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
     piece = _range_bytes(spark, sum(sizes.values())) if sizes else 0
