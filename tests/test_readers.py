@@ -199,6 +199,22 @@ def test_parse_v1_line_directly():
     assert (kind, rec["text"], rec["lang"]) == ("tweet", "the full text", None)
 
 
+def test_json_that_orjson_refuses_parses_as_the_standard_library_does():
+    # a text cut inside an emoji keeps the first half of its surrogate pair as an escape: orjson
+    # refuses the line, json takes it, and the lone half becomes U+FFFD (UTF-8, so Arrow and
+    # Parquet, cannot hold it); NaN goes the same way, an integer over 64 bits is orjson's float
+    head = '{"id_str": "9", "created_at": "Fri Jan 01 07:29:00 +0000 2021", "user": {"screen_name": "u"}, '
+    [(kind, rec)] = parse_v1_line(head + '"text": "cut \\ud83d", "coordinates": NaN}', "f", 1)
+    assert (kind, rec["text"]) == ("tweet", "cut \ufffd")
+    [(kind, rec)] = parse_v1_line(head + '"text": "pair \\ud83d\\ude00 \\udc00"}', "f", 1)
+    assert (kind, rec["text"]) == ("tweet", "pair \U0001f600 \ufffd")
+    [(kind, rec)] = parse_v1_line(head + '"text": "ok", "n": 123456789012345678901234567890}', "f", 1)
+    assert (kind, rec["text"]) == ("tweet", "ok")
+    [(kind, rec)] = parse_v1_line(head + '"text": "broken"', "f", 3)
+    assert (kind, rec["reason"], rec["line_no"]) == ("reject", schema.MALFORMED_JSON, 3)
+    assert readers._classify('{"id_str": "1", "text": "x \\udc00"}') == "twitter-v1"
+
+
 def test_long_raw_is_truncated():
     line = '{"limit": "' + "x" * 5000 + '"}'
     [(_, rec)] = parse_v1_line(line, "f", 1)

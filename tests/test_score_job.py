@@ -140,6 +140,23 @@ def test_read_records_counts_and_canonical_types(spark, tmp_path):
     assert tw.loc["77", "dt_s"] == "2020-12-31"
 
 
+def test_a_lone_surrogate_escape_is_read_not_a_failed_task(spark, tmp_path):
+    """A text cut inside an emoji (``"\\ud83d"`` with no second half, in the JSON as an escape):
+    Arrow cannot encode it, so a task that passed it on failed, and the job with it. It is read
+    with U+FFFD in its place, in v1.1 and in v2."""
+    from sentiment_core.spark import read_records
+
+    v1 = tmp_path / "cut.jsonl"
+    v1.write_text('{"id_str": "1", "created_at": "Fri Jan 01 07:29:00 +0000 2021", "user": {"screen_name": "u"}, '
+                  '"text": "so happy \\ud83d"}\n')
+    v2 = tmp_path / "cut_v2.jsonl"
+    v2.write_text('{"id": "2", "created_at": "2021-01-01T07:29:00.000Z", "author_id": "9", '
+                  '"text": "\\ude00 and \\ud83d\\ude00"}\n')
+    rows = read_records(spark, [str(v1), str(v2)]).select("kind", "tweet_id", "text").toPandas()
+    assert sorted(map(tuple, rows.values.tolist())) == [
+        ("tweet", "1", "so happy \ufffd"), ("tweet", "2", "\ufffd and \U0001f600")]
+
+
 def test_read_records_splits_large_plain_files(spark, tmp_path):
     """A plain file over the range size is parsed by several tasks, one byte range each, and gives
     the same records, line numbers included, as one task reading it whole; a gzip file of the same
