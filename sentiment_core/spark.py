@@ -60,7 +60,7 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     launch = None if SparkContext._gateway is not None or os.environ.get("PYSPARK_GATEWAY_PORT") else jvmcds.launch_args()
     if launch is None:
         SparkContext._ensure_initialized()
-    else:  # this process launches the driver JVM: with the class archive (sentiment_core.jvmcds)
+    else:  # this process launches the driver JVM: with the class archive and quick JIT (sentiment_core.jvmcds)
         before = os.environ.get("PYSPARK_SUBMIT_ARGS")
         os.environ["PYSPARK_SUBMIT_ARGS"] = launch
         try:

@@ -134,21 +134,43 @@ def test_scoring_partitions_fill_whole_waves():
     assert scoring_partitions(10, 0) == 1
 
 
-def test_class_archive_driver_options():
-    """The archive's driver options go before ``pyspark-shell`` in whatever the user gave, and a
-    user's own driver Java options are never overridden."""
+def test_driver_java_options(monkeypatch, tmp_path):
+    """The driver options go before ``pyspark-shell`` in whatever the user gave, a user's own
+    driver Java options are never overridden, and each part can be turned off."""
     import shlex
 
-    from sentiment_core.jvmcds import QUIET, submit_args_with_archive
+    from sentiment_core import jvmcds
 
-    opts = f"-XX:SharedArchiveFile=/v/x.jsa {QUIET}"
-    assert shlex.split(submit_args_with_archive(None, "/v/x.jsa")) == ["--driver-java-options", opts, "pyspark-shell"]
-    got = submit_args_with_archive("--master local[2] --conf spark.x=1 pyspark-shell", "/v/x.jsa")
+    opts = "-XX:SharedArchiveFile=/v/x.jsa -Xlog:disable"
+    assert shlex.split(jvmcds.submit_args_with(None, opts)) == ["--driver-java-options", opts, "pyspark-shell"]
+    got = jvmcds.submit_args_with("--master local[2] --conf spark.x=1 pyspark-shell", opts)
     assert shlex.split(got) == ["--master", "local[2]", "--conf", "spark.x=1", "--driver-java-options", opts, "pyspark-shell"]
-    assert submit_args_with_archive("--driver-java-options '-Xmx2g' pyspark-shell", "/x.jsa") is None
-    assert submit_args_with_archive("--conf 'spark.driver.extraJavaOptions=-Xmx2g' pyspark-shell", "/x.jsa") is None
-    # spark-submit splits the options string on blanks: such a path would break the JVM's start
-    assert submit_args_with_archive(None, "/home/me/My Projects/.venv/x.jsa") is None
+    assert jvmcds.submit_args_with("--driver-java-options '-Xmx2g' pyspark-shell", opts) is None
+    assert jvmcds.submit_args_with("--conf 'spark.driver.extraJavaOptions=-Xmx2g' pyspark-shell", opts) is None
+
+    archive = tmp_path / "x.jsa"
+    archive.write_bytes(b"")
+    spaced = tmp_path / "My Projects.jsa"
+    spaced.write_bytes(b"")
+    monkeypatch.setattr(jvmcds, "_nvidia_gpu", lambda: False)
+    for cds, jit, want in [(str(archive), None, f"-XX:SharedArchiveFile={archive} {jvmcds.QUIET} {jvmcds.QUICK_JIT}"),
+                           (str(archive), "0", f"-XX:SharedArchiveFile={archive} {jvmcds.QUIET}"),
+                           # spark-submit splits the options string on blanks: such a path would break the JVM's start
+                           (str(spaced), None, jvmcds.QUICK_JIT),
+                           (str(tmp_path / "missing.jsa"), None, jvmcds.QUICK_JIT),
+                           ("0", None, jvmcds.QUICK_JIT),
+                           ("0", "0", None)]:
+        monkeypatch.setenv(jvmcds.CHOICE_ENV, cds)
+        if jit is None:
+            monkeypatch.delenv(jvmcds.JIT_ENV, raising=False)
+        else:
+            monkeypatch.setenv(jvmcds.JIT_ENV, jit)
+        assert jvmcds.driver_options() == want, (cds, jit)
+    monkeypatch.setattr(jvmcds, "_nvidia_gpu", lambda: True)  # the GPU's rate makes the JVM's per-row work count
+    assert jvmcds.driver_options() is None
+    monkeypatch.setenv(jvmcds.CHOICE_ENV, str(archive))
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))  # a user's own Spark settings: left alone
+    assert jvmcds.launch_args() is None
 
 
 def test_session_with_an_unusable_class_archive_starts_and_keeps_stdout_clean(tmp_path):
@@ -174,12 +196,14 @@ def test_session_with_an_unusable_class_archive_starts_and_keeps_stdout_clean(tm
     assert r.stdout.strip().splitlines() == ["True 7"]
 
 
-def test_local_session_uses_this_environments_class_archive(spark):
-    """`make setup` dumps the archive; the test session (launched by get_session) maps it."""
-    from sentiment_core.jvmcds import archive_path
+def test_local_session_uses_this_environments_class_archive_and_quick_jit(spark):
+    """`make setup` dumps the archive; the test session (launched by get_session) maps it, and its
+    JVM compiles with the quick compiler only (on a machine without an NVIDIA GPU)."""
+    from sentiment_core.jvmcds import QUICK_JIT, _nvidia_gpu, archive_path
 
+    args = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert (QUICK_JIT in args) != _nvidia_gpu()
     archive = archive_path()
     if not archive.is_file():
         pytest.skip(f"no class archive at {archive} (python -m sentiment_core.jvmcds builds it)")
-    mx = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
-    assert f"-XX:SharedArchiveFile={archive}" in list(mx.getInputArguments())
+    assert f"-XX:SharedArchiveFile={archive}" in args
