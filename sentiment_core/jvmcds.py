@@ -11,11 +11,12 @@ The rest of a first job's overhead is the JVM compiling Spark's planner and oper
 run. Its optimising compiler (C2) competes with the Python workers for the cores and pays off
 only in a long-lived JVM doing the per-row work itself; in an embedded CPU run the model does
 nearly all of it. So the driver JVM stops at the quick compiler (``-XX:TieredStopAtLevel=1``).
-Measured here (``local[2]``, MiniLM on CPU, fresh processes, interleaved): session start 3.8-4.4 s
-against 5.3-5.8 s, the first job on the minute file 20.8-24.4 s against 25.1-26.0 s, warm jobs on
-4x the minute file 58.9 / 59.2 s against 58.6 / 60.5 s. With a model ~20x faster than MiniLM on
-CPU the third job of a session ran 10-20% slower (50k tweets: 14.7 / 15.3 s against 12.2 / 14.0 s),
-so a machine with an NVIDIA GPU keeps the default compiler.
+Measured here (``local[2]``, MiniLM on CPU, interleaved): ``python -m jobs.score`` on the v1.1
+minute file in a fresh process 30.1-35.7 s (median 34.6) against 37.7-41.6 s (median 40.1),
+session start 3.8-4.4 s against 5.3-5.8 s, warm jobs on 4x the minute file 58.9 / 59.2 s against
+58.6 / 60.5 s. With a model ~20x faster than MiniLM on CPU (the tests' tiny BERT, 50k tweets) a
+session's third job ran 10-20% slower (14.7 / 15.3 s against 12.2 / 14.0 s), so a machine with
+an NVIDIA GPU keeps the default compiler.
 
 Both go only to a driver JVM that :func:`get_session <sentiment_core.spark.get_session>` launches
 itself; a driver started by ``spark-submit`` (which launches the JVM before Python) or a user's
