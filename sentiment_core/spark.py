@@ -152,10 +152,8 @@ def _size_or_zero(path: str) -> int:
 
 
 def _tar_members(path: str) -> list[tuple[str, int, int]] | None:
-    """The members of an uncompressed tar named ``*.tar`` (the Internet Archive grab's days), or None
-    for any other file (a compressed tar is read whole: one reject that says to extract it)."""
-    if not path.lower().endswith(".tar"):
-        return None
+    """The members of an uncompressed tar (the Internet Archive grab's days, named ``*.tar``), or
+    None for any other file (a compressed tar is read whole: one reject that says to extract it)."""
     import tarfile
 
     try:
@@ -183,11 +181,12 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
     there are units. gzip / bzip2 files cannot be cut: one task each."""
     slots = spark.sparkContext.defaultParallelism
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
-    sizes = {}
-    if split:
-        candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)]
-        with ThreadPoolExecutor(16) as pool:  # behind a URI each size is a request
-            sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
+    candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)] if split else []
+    tars = [p for p in files if p.lower().endswith(".tar")]
+    # behind a URI each size is a request, and a tar's listing one small read per member
+    with ThreadPoolExecutor(16) as pool:
+        sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
+        members_of = dict(zip(tars, pool.map(_tar_members, tars)))
     piece = _range_bytes(spark, sum(sizes.values())) if sizes else 0
     cut: dict[str, tuple[str, list[int]]] = {}
     for path, size in sizes.items():
@@ -211,7 +210,6 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
             newlines[(row["path"], row["start"])] = row["newlines"]
     tasks: list[list[tuple]] = []
     whole = []
-    tars = 0
     for path in files:
         if path in cut:
             path_fmt, bounds = cut[path]
@@ -219,8 +217,7 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
             for start, end in zip(bounds, bounds[1:]):
                 tasks.append([(path, path_fmt, (start, end), before, None)])
                 before += newlines.get((path, start), 0)
-        elif (members := _tar_members(path)) is not None:  # each member like a file of its own
-            tars += 1
+        elif (members := members_of.get(path)) is not None:  # each member like a file of its own
             whole.extend((path, fmt, None, 0, m) for m in members)
         else:
             whole.append((path, fmt, None, 0, None))
@@ -228,8 +225,8 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
         n = max(-(-len(whole) // max(1, files_per_task)), min(len(whole), max(1, slots - len(tasks))))
         tasks.extend(whole[i * len(whole) // n:(i + 1) * len(whole) // n] for i in range(n))
     stats = {"files": len(files), "split_files": len(cut), "ranges": sum(len(b) - 1 for _, b in cut.values()),
-             "range_bytes": piece, "tar_files": tars, "tar_members": sum(1 for u in whole if u[4] is not None),
-             "tasks": len(tasks)}
+             "range_bytes": piece, "tar_files": sum(m is not None for m in members_of.values()),
+             "tar_members": sum(1 for u in whole if u[4] is not None), "tasks": len(tasks)}
     return tasks, stats
 
 
