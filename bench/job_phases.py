@@ -1,6 +1,6 @@
 """Where a score job's time goes: its phases on the driver and the Spark jobs and stages they run.
 
-    python -m bench.job_phases --model ARTIFACT [--input PATH] [--runs 3] [--master local[2]]
+    python -m bench.job_phases --model ARTIFACT [--input PATH] [--runs 3] [--master local[2]] [--conf KEY=VALUE]
 
 Runs the score job ``--runs`` times in one session (the first is cold, the rest warm) and prints,
 per run: the wall time of each driver phase of ``jobs.score.run`` (read, count, side tables,
@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--master", default="local[2]")
     p.add_argument("--backend", default="auto")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
     args = p.parse_args(argv)
 
     from jobs import score
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     timed_phases(score, PHASES, log)
     timed_phases(S, ("read_records",), log)
     t = time.perf_counter()
-    spark = S.get_session("bench-job-phases", conf={"spark.master": args.master})
+    spark = S.get_session("bench-job-phases", conf={"spark.master": args.master, **dict(c.split("=", 1) for c in args.conf)})
     print(f"session start {time.perf_counter() - t:.2f} s", flush=True)
     ui, app = spark.sparkContext.uiWebUrl, spark.sparkContext.applicationId
     out = Path(tempfile.mkdtemp(prefix="job_phases_")) / "out"
