@@ -16,12 +16,14 @@ Formats (``FORMATS``):
   ``includes``), filtered-stream messages (``data`` object) and flattened tweets (twarc-csv
   ``flat.jsonl``: one tweet object per line with ``author`` and embedded referenced tweets).
 
-Files may be plain, gzip or bzip2 (recognised by magic bytes, whatever the extension), local or
-behind a URI with a scheme (``hdfs://``, ``s3://``, ... through ``pyarrow.fs``, imported lazily;
-``file://`` is read locally). A byte range of a plain file can be read on its own, with the file's
-own line numbers (:func:`open_lines`), and so can a member of an uncompressed tar where it lies
-(:func:`tar_members`). JSON is parsed by orjson, with the standard library's ``json`` for what
-orjson refuses. Besides orjson, only the standard library is imported at module import time.
+Files may be plain, gzip, bzip2, xz or zstd (recognised by magic bytes, whatever the extension;
+zstd frames with windows up to 2 GB, as ``zstd --long=31`` writes them), local or behind a URI
+with a scheme (``hdfs://``, ``s3://``, ... through ``pyarrow.fs``, imported lazily; ``file://`` is
+read locally). A byte range of a plain file can be read on its own, with the file's own line
+numbers (:func:`open_lines`), and so can a member of an uncompressed tar where it lies, or a member
+of a zip archive (:func:`archive_members`). JSON is parsed by orjson, with the standard library's
+``json`` for what orjson refuses. Besides orjson, only the standard library is imported at module
+import time (zstandard when a zstd file is opened).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import datetime as _dt
 import gzip
 import io
 import json
+import lzma
 import os
 import re
 import zlib
@@ -465,6 +468,71 @@ class _Prefixed(_Wrapped):
         return n
 
 
+class _Closing(_Wrapped):
+    """A stream that also closes ``others`` (the zip archive and file a member is read from)."""
+
+    def __init__(self, stream, *others):
+        super().__init__(stream)
+        self._others = others
+
+    def readinto(self, buf) -> int:
+        data = self._stream.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for other in self._others:
+                other.close()
+
+
+class _Zstd(_Wrapped):
+    """zstd frames one after another (pzstd and ``zstd -T`` write several) decompressed, with windows
+    up to ZSTD_MAX_WINDOW. A stream that ends inside a frame raises EOFError and a damaged one
+    OSError, as gzip and bzip2 do (zstandard's own stream reader stops at a cut without a word)."""
+
+    _IN = 1 << 18  # compressed bytes per step: what one step gives out stays a few MB
+
+    def __init__(self, stream):
+        import zstandard  # lazy: only for zstd files
+
+        super().__init__(stream)
+        self._error = zstandard.ZstdError
+        self._dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+        self._frame = None  # the decompressor of the frame under way
+        self._out, self._pos = b"", 0
+
+    def readinto(self, buf) -> int:
+        while self._pos >= len(self._out):
+            data = self._stream.read(self._IN)
+            if not data:
+                if self._frame is not None:
+                    raise EOFError("zstd stream ended before the end of its frame")
+                return 0
+            self._out, self._pos = self._decompress(data), 0
+        n = min(len(buf), len(self._out) - self._pos)
+        buf[:n] = memoryview(self._out)[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def _decompress(self, data: bytes) -> bytes:
+        parts = []
+        while data:
+            if self._frame is None:
+                self._frame = self._dctx.decompressobj()
+            try:
+                parts.append(self._frame.decompress(data))
+            except self._error as exc:
+                raise OSError(f"zstd: {exc}") from exc
+            data = b""
+            if self._frame.eof:  # the next frame starts in what is left
+                data, self._frame = self._frame.unused_data, None
+        return b"".join(parts)
+
+
 def _scheme(path: str) -> str:
     if "://" not in path:
         return ""
@@ -511,8 +579,15 @@ def file_size(path: str) -> int:
     return filesystem.get_file_info(fs_path).size
 
 
+_GZIP, _BZIP2, _XZ, _ZSTD = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"
+_MAGIC_BYTES = 6  # the longest of them
+_ZIP = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member; an empty zip
+# the largest zstd window a frame may ask for: zstd --long=31 (the default limit is 128 MB)
+ZSTD_MAX_WINDOW = 1 << 31
+
+
 def _compressed_magic(magic: bytes) -> bool:
-    return magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh"
+    return magic.startswith((_GZIP, _BZIP2, _XZ, _ZSTD))
 
 
 def _tar_magic(head: bytes) -> bool:
@@ -521,9 +596,11 @@ def _tar_magic(head: bytes) -> bool:
 
 
 def is_compressed(path: str) -> bool:
-    """Whether the file is gzip or bzip2 (by its magic bytes, as the readers decide)."""
+    """Whether the file is compressed (gzip, bzip2, xz or zstd, by its magic bytes, as the readers
+    decide) or a zip archive: either way a byte range of it is not a range of its lines."""
     with _open_raw(path) as raw:
-        return _compressed_magic(raw.read(3))
+        magic = raw.read(_MAGIC_BYTES)
+        return _compressed_magic(magic) or magic.startswith(_ZIP)
 
 
 class _Slice(_Wrapped):
@@ -557,7 +634,8 @@ class _Slice(_Wrapped):
         return n
 
 
-TAR_MEMBER_SEP = "!/"  # source_file of a tar member: "<tar path>!/<member name>"
+TAR_MEMBER_SEP = "!/"  # source_file of an archive's member: "<tar or zip path>!/<member name>"
+ZIP_MEMBER = -1  # the offset of a zip member in a member tuple: it is opened by name, not where it lies
 
 
 def is_plain_tar(path: str) -> bool:
@@ -566,34 +644,94 @@ def is_plain_tar(path: str) -> bool:
         return _tar_magic(raw.read(262))
 
 
+def _visible(name: str) -> bool:
+    return not any(_hidden(part) for part in name.split("/") if part)
+
+
 def tar_members(path: str) -> list[tuple[str, int, int]]:
     """(name, data offset, size) of the regular files in a plain tar archive, by name; names with a
     hidden part ('.' or '_', such as macOS '._' files) are left out, as in directory listings."""
     import tarfile
 
     with _open_raw(path, seekable=True) as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
-        found = [(m.name, m.offset_data, m.size) for m in tar.getmembers()
-                 if m.isfile() and not any(_hidden(part) for part in m.name.split("/") if part)]
+        found = [(m.name, m.offset_data, m.size) for m in tar.getmembers() if m.isfile() and _visible(m.name)]
     return sorted(found)
 
 
-def _open_decompressed(path: str, member: tuple[int, int] | None = None):
-    """The decompressed bytes of a file, or of the tar member at ``member=(offset, size)`` of it."""
-    raw = _open_raw(path, seekable=member is not None)
-    if member is not None:
-        raw = io.BufferedReader(_Slice(raw, *member), buffer_size=_CHUNK)
+def is_zip(path: str) -> bool:
+    """A zip archive (by its first bytes), such as the Sentiment140 download or a Kaggle dataset."""
+    with _open_raw(path) as raw:
+        return raw.read(4).startswith(_ZIP)
+
+
+def zip_members(path: str) -> list[tuple[str, int, int]]:
+    """(name, ZIP_MEMBER, uncompressed size) of the files in a zip archive, by name, hidden names
+    ('.' or '_', such as macOS '__MACOSX/') left out: each is read as a file of its own."""
+    import zipfile
+
+    with _open_raw(path, seekable=True) as raw, zipfile.ZipFile(raw) as archive:
+        found = [(m.filename, ZIP_MEMBER, m.file_size) for m in archive.infolist()
+                 if not m.is_dir() and _visible(m.filename)]
+    return sorted(found)
+
+
+def archive_members(path: str) -> list[tuple[str, int, int]] | None:
+    """The members of a plain tar (:func:`tar_members`) or a zip (:func:`zip_members`) archive,
+    each read as a file of its own; None for any other file."""
+    if is_plain_tar(path):
+        return tar_members(path)
+    if is_zip(path):
+        return zip_members(path)
+    return None
+
+
+def _decompressed(raw, magic: bytes):
+    """``raw`` decompressed as its magic bytes say (itself when they name no compression)."""
+    if magic.startswith(_GZIP):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if magic.startswith(_BZIP2):
+        return bz2.BZ2File(raw, mode="rb")
+    if magic.startswith(_XZ):
+        return lzma.LZMAFile(raw, mode="rb")
+    if magic.startswith(_ZSTD):
+        return io.BufferedReader(_Zstd(raw), buffer_size=_CHUNK)
+    return raw
+
+
+def _open_zip_member(raw, name: str):
+    """The stored (possibly deflated) bytes of zip member ``name``, as a stream that closes ``raw``."""
+    import zipfile
+
+    archive = zipfile.ZipFile(raw)
     try:
-        magic = raw.read(3)
+        return _Closing(archive.open(name), archive, raw)
+    except BaseException:
+        archive.close()
+        raise
+
+
+def open_data(path: str):
+    """A file's bytes as a binary stream, decompressed when it is gzip, bzip2, xz or zstd (by its
+    first bytes); the training data readers open their files with it."""
+    return _open_decompressed(path)
+
+
+def _open_decompressed(path: str, member: tuple[str, int, int] | None = None):
+    """The decompressed bytes of a file, or of its archive member ``(name, offset, size)``
+    (:func:`archive_members`): a tar member where it lies, a zip member by name."""
+    raw = _open_raw(path, seekable=member is not None)
+    try:
+        if member is not None and member[1] == ZIP_MEMBER:
+            raw = io.BufferedReader(_open_zip_member(raw, member[0]), buffer_size=_CHUNK)
+        elif member is not None:
+            raw = io.BufferedReader(_Slice(raw, *member[1:]), buffer_size=_CHUNK)
+        magic = raw.read(_MAGIC_BYTES)
         seekable = getattr(raw, "seekable", lambda: False)()
         if seekable:
             raw.seek(0)
         else:
             raw = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
-        if magic[:2] == b"\x1f\x8b":
-            return gzip.GzipFile(fileobj=raw, mode="rb")
-        if magic == b"BZh":
-            return bz2.BZ2File(raw, mode="rb")
-        return raw
+        return _decompressed(raw, magic)
     except BaseException:
         raw.close()
         raise
@@ -643,10 +781,10 @@ def _iter_range(stream, start: int, end: int, newlines_before: int) -> Iterator[
 
 
 def open_lines(path: str, byte_range: tuple[int, int] | None = None,
-               newlines_before: int = 0, member: tuple[int, int] | None = None) -> Iterator[tuple[int, bytes]]:
+               newlines_before: int = 0, member: tuple[str, int, int] | None = None) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw bytes without the line end) for every line of a file.
 
-    Plain, gzip or bzip2 (by magic bytes); a local path, a ``file://`` URI or any URI that
+    Plain, gzip, bzip2, xz or zstd (by magic bytes); a local path, a ``file://`` URI or any URI that
     ``pyarrow.fs.FileSystem.from_uri`` understands. Errors propagate (OSError when the file
     cannot be opened; EOFError / OSError / zlib.error when a compressed file breaks off);
     :func:`read_file` turns them into rejects.
@@ -657,7 +795,8 @@ def open_lines(path: str, byte_range: tuple[int, int] | None = None,
     Numbering starts after ``newlines_before``, the count of b"\\n" in bytes [0, start)
     (:func:`count_newlines`), so the numbers are the file's own.
 
-    ``member=(offset, size)``: the lines of the tar member stored there (:func:`tar_members`).
+    ``member=(name, offset, size)``: the lines of that member of a tar or zip archive
+    (:func:`archive_members`).
     """
     if byte_range is None:
         stream = _open_decompressed(path, member)
@@ -666,7 +805,7 @@ def open_lines(path: str, byte_range: tuple[int, int] | None = None,
         return
     start, end = byte_range
     with _open_raw(path, seekable=True) as raw:
-        if _compressed_magic(raw.read(3)):
+        if _compressed_magic(raw.read(_MAGIC_BYTES)):
             raise ValueError(f"{path} is compressed: a byte range of it is not a range of its lines")
         yield from _iter_range(raw, start, end, newlines_before)
 
@@ -694,14 +833,36 @@ def count_newlines(path: str, start: int, end: int) -> int:
 _STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
 
 
+# what a file whose bytes are not text (after decompression) is, by its first bytes
+_ARCHIVE_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"),
+                  (b"Rar!\x1a\x07", "rar"), (b"\x04\x22\x4d\x18", "lz4"))
+_ARCHIVE_ADVICE = {
+    "tar": "a tar archive: the jobs read the members of an uncompressed tar; extract this one "
+           "(tar -xf {path} -C DIR) and pass DIR",
+    "zip": "a zip archive read as one file (inside another archive, or one whose member list could not be "
+           "read): the jobs read the members of the zips they are given; unzip this one (unzip {path} -d DIR) "
+           "and pass DIR",
+    "7z": "a 7-Zip archive: not a format the jobs read; extract it (7z x {path} -oDIR) and pass DIR",
+    "rar": "a RAR archive: not a format the jobs read; extract it (unrar x {path} DIR/) and pass DIR",
+    "lz4": "lz4-compressed: not a compression the jobs read (gzip, bzip2, xz, zstd are); "
+           "recompress it (lz4 -dc {path} | zstd -o FILE.zst)",
+}
+
+
+def _archive_kind(first_line: bytes) -> str | None:
+    if _tar_magic(first_line):  # a tar archive's first header
+        return "tar"
+    return next((kind for magic, kind in _ARCHIVE_MAGIC if first_line.startswith(magic)), None)
+
+
 def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int = 0,
                    member=None) -> Iterator[tuple[int, str]]:
     """Non-blank decoded lines; on a read error records it in ``state`` and stops."""
     try:
         for line_no, raw in open_lines(path, byte_range, newlines_before, member):
             state["last_line"] = line_no
-            if line_no == 1 and _tar_magic(raw):  # a tar archive's first header
-                state["tar"] = True
+            if line_no == 1 and (kind := _archive_kind(raw)) is not None:  # not lines of text
+                state["archive"] = kind
                 return
             text, _had_invalid = s140.decode(raw)
             if line_no == 1:
@@ -756,20 +917,20 @@ def read_file(path: str, fmt: str = "auto", source_file: str | None = None,
 def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
                   byte_range: tuple[int, int] | None = None, newlines_before: int = 0,
                   member: tuple[str, int, int] | None = None) -> Iterator[tuple[int, Record]]:
-    """:func:`read_file`'s records with the 1-based line each came from. ``member``: read the tar
-    member ``(name, offset, size)`` of ``path`` (:func:`tar_members`) as a file of its own, named
-    ``<path>!/<name>`` in ``source_file``."""
+    """:func:`read_file`'s records with the 1-based line each came from. ``member``: read the tar or
+    zip member ``(name, offset, size)`` of ``path`` (:func:`archive_members`) as a file of its own,
+    named ``<path>!/<name>`` in ``source_file``."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected 'auto' or one of {FORMATS}")
     if byte_range is not None and fmt == "auto":
         raise ValueError("a byte range of a file needs its format: detect it on the whole file first")
     if member is not None and byte_range is not None:
-        raise ValueError("a byte range of a tar member is not supported")
+        raise ValueError("a byte range of an archive member is not supported")
     source = source_file if source_file is not None else path
     if member is not None:
         source = f"{source}{TAR_MEMBER_SEP}{member[0]}"
     state: dict = {"last_line": newlines_before, "error": None}
-    lines = _decoded_lines(path, state, byte_range, newlines_before, member and member[1:])
+    lines = _decoded_lines(path, state, byte_range, newlines_before, member)
 
     buffered: list[tuple[int, str]] = []
     if fmt == "auto":
@@ -788,9 +949,8 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
             for rec in parse(text, source, line_no):
                 yield line_no, rec
 
-    if state.get("tar"):  # one clear reject, not one per line of binary
-        yield 0, _reject(f"a tar archive: the jobs read the members of an uncompressed tar; extract this one "
-                         f"(tar -xf {path} -C DIR) and pass DIR", source, None, schema.UNREADABLE_FILE)
+    if state.get("archive"):  # one clear reject, not one per line of binary
+        yield 0, _reject(_ARCHIVE_ADVICE[state["archive"]].format(path=path), source, None, schema.UNREADABLE_FILE)
     error = state["error"]
     if error is not None:
         message = f"{type(error).__name__}: {error}"

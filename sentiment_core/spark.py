@@ -106,7 +106,7 @@ RECORDS_PER_LINE = 1 << 16  # the order key of a tweet / delete: line * RECORDS_
 
 def parse_units(units: list[list[tuple]], chunk: int = 10_000):
     """mapInPandas body over ``spark.range(len(units))``: task ``i`` parses ``units[i]``, each a
-    ``(path, fmt, byte_range or None, newlines_before, tar member or None)``, into record rows,
+    ``(path, fmt, byte_range or None, newlines_before, archive member or None)``, into record rows,
     streamed in chunks."""
     def parse(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in ids:
@@ -140,8 +140,9 @@ def _count_ranges(ranges: list[list[tuple]]):
 
 # Splitting large plain files into byte ranges parsed by separate tasks: on by default.
 SPLIT_FILES_CONF = "spark.tweet_sentiment.splitFiles"
-# never cut into ranges: compressed, or a tar (read member by member)
-_UNCUT_SUFFIXES = (".gz", ".gzip", ".bz2", ".bz", ".zst", ".xz", ".zip", ".tar")
+# never cut into ranges: compressed, or a tar or zip (read member by member)
+_UNCUT_SUFFIXES = (".gz", ".gzip", ".bz2", ".bz", ".zst", ".zstd", ".xz", ".lzma", ".zip", ".tar")
+_ARCHIVE_SUFFIXES = (".tar", ".zip")
 
 
 def _size_or_zero(path: str) -> int:
@@ -151,15 +152,21 @@ def _size_or_zero(path: str) -> int:
         return 0
 
 
-def _tar_members(path: str) -> list[tuple[str, int, int]] | None:
-    """The members of an uncompressed tar (the Internet Archive grab's days, named ``*.tar``), or
-    None for any other file (a compressed tar is read whole: one reject that says to extract it)."""
+def _archive_members(path: str) -> list[tuple[str, int, int]] | None:
+    """The members of an uncompressed tar (the Internet Archive grab's days, named ``*.tar``) or a
+    zip (a dataset download, ``*.zip``), or None for any other file (a compressed tar, or an
+    archive that cannot be listed, is read whole: one reject that says what to do)."""
     import tarfile
+    import zipfile
 
     try:
-        return readers.tar_members(path) if readers.is_plain_tar(path) else None
-    except (OSError, ValueError, EOFError, tarfile.TarError):  # read whole: a reject says what it is
+        return readers.archive_members(path)
+    except (OSError, ValueError, EOFError, tarfile.TarError, zipfile.BadZipFile):  # read whole: a reject says what it is
         return None
+
+
+def _is_zip_listing(members: list[tuple[str, int, int]]) -> bool:
+    return bool(members) and members[0][1] == readers.ZIP_MEMBER
 
 
 def _range_bytes(spark, total: int) -> int:
@@ -174,19 +181,19 @@ def _range_bytes(spark, total: int) -> int:
 
 def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tuple[list[list[tuple]], dict]:
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
-    ``(path, fmt, byte_range, newlines_before, tar member)`` (:func:`parse_units`). A plain (uncompressed) file larger than the range
+    ``(path, fmt, byte_range, newlines_before, archive member)`` (:func:`parse_units`). A plain (uncompressed) file larger than the range
     size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
-    before them (one quick Spark job counts them); the members of an uncompressed ``*.tar`` are
-    units like files; other files go ``files_per_task`` to a task, and no slot stays idle while
-    there are units. gzip / bzip2 files cannot be cut: one task each."""
+    before them (one quick Spark job counts them); the members of an uncompressed ``*.tar`` or of a
+    ``*.zip`` are units like files; other files go ``files_per_task`` to a task, and no slot stays
+    idle while there are units. Compressed files (gzip, bzip2, xz, zstd) cannot be cut: one unit each."""
     slots = spark.sparkContext.defaultParallelism
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)] if split else []
-    tars = [p for p in files if p.lower().endswith(".tar")]
+    archives = [p for p in files if p.lower().endswith(_ARCHIVE_SUFFIXES)]
     # behind a URI each size is a request, and a tar's listing one small read per member
     with ThreadPoolExecutor(16) as pool:
         sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
-        members_of = dict(zip(tars, pool.map(_tar_members, tars)))
+        members_of = dict(zip(archives, pool.map(_archive_members, archives)))
     piece = _range_bytes(spark, sum(sizes.values())) if sizes else 0
     cut: dict[str, tuple[str, list[int]]] = {}
     for path, size in sizes.items():
@@ -225,8 +232,10 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
         n = max(-(-len(whole) // max(1, files_per_task)), min(len(whole), max(1, slots - len(tasks))))
         tasks.extend(whole[i * len(whole) // n:(i + 1) * len(whole) // n] for i in range(n))
     stats = {"files": len(files), "split_files": len(cut), "ranges": sum(len(b) - 1 for _, b in cut.values()),
-             "range_bytes": piece, "tar_files": sum(m is not None for m in members_of.values()),
-             "tar_members": sum(1 for u in whole if u[4] is not None), "tasks": len(tasks)}
+             "range_bytes": piece, "tasks": len(tasks)}
+    for kind in ("tar", "zip"):  # an archive's kind by its members: a zip's are opened by name
+        listed = [m for m in members_of.values() if m is not None and (kind == "zip") == _is_zip_listing(m)]
+        stats.update({f"{kind}_files": len(listed), f"{kind}_members": sum(map(len, listed))})
     return tasks, stats
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import gzip
+import io
+import lzma
+import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from sentiment_core import readers, schema
 from sentiment_core.readers import (
@@ -138,11 +142,35 @@ def test_v1_sample_deletes():
     assert all(d["source_file"] == str(V1_SAMPLE) for d in deletes)
 
 
+def _zstd(data: bytes, window_log: int | None = None) -> bytes:
+    """One zstd frame that does not say its size, so it keeps the window asked for (a frame of
+    known size gets a window no larger than itself)."""
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=window_log or 0, enable_ldm=bool(window_log))
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False) as w:
+        w.write(data)
+    return out.getvalue()
+
+
+def _per_4_lines(compress):
+    """Concatenated streams of 4 lines each (pbzip2, pzstd, zstd -T, xz -T write such files)."""
+    def run(data: bytes) -> bytes:
+        lines = data.splitlines(keepends=True)
+        return b"".join(compress(b"".join(lines[i:i + 4])) for i in range(0, len(lines), 4))
+    return run
+
+
 @pytest.mark.parametrize("compress,name", [
     (gzip.compress, "sample.jsonl.gz"),
     (bz2.compress, "sample.jsonl.bz2"),
     (gzip.compress, "sample_gzip_without_extension.jsonl"),  # magic bytes, not the name
     (bz2.compress, "sample_bz2_named.gz"),
+    (lzma.compress, "sample.jsonl.xz"),
+    (_per_4_lines(lzma.compress), "several_streams.jsonl.xz"),
+    (_zstd, "sample.jsonl.zst"),
+    (_per_4_lines(_zstd), "several_frames.jsonl.zst"),
+    # zstd --long=31, as large dumps are written: a 2 GB window, over the decoder's default limit
+    (lambda data: _zstd(data, window_log=31), "long_window.jsonl.zst"),
 ])
 def test_v1_compressed_copies_match_plain(tmp_path, compress, name):
     path = tmp_path / name
@@ -239,6 +267,22 @@ def test_truncated_gzip(tmp_path):
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(data[: len(data) // 2])
     _check_truncated(path)
+
+
+@pytest.mark.parametrize("compress", [lzma.compress, _zstd])
+def test_truncated_xz_and_zstd(tmp_path, compress):
+    # zstandard's own stream reader ends quietly where a zstd file breaks off: the reader says so
+    data = _per_4_lines(compress)(V1_SAMPLE.read_bytes())
+    path = tmp_path / "cut.jsonl.z"
+    path.write_bytes(data[: len(data) // 2])
+    _check_truncated(path)
+
+
+def test_garbage_after_zstd_magic_is_unreadable(tmp_path):
+    path = tmp_path / "x.zst"
+    path.write_bytes(b"\x28\xb5\x2f\xfd" + b"not really zstd" * 10)
+    [(kind, rec)] = records(path)
+    assert rec["reason"] == schema.UNREADABLE_FILE and "zstd" in rec["raw"]
 
 
 def test_truncated_bz2(tmp_path):
@@ -748,6 +792,43 @@ def test_a_tar_archive_is_one_clear_reject(tmp_path, mode):
     assert "tar archive" in rec["raw"] and "tar -xf" in rec["raw"]
 
 
+def _sample_zip(path, tmp_path):
+    """A zip as a dataset download comes: a deflated member, a stored bzip2 member in a folder, a
+    macOS resource fork (hidden) and a directory entry."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(V1_SAMPLE, "v1_sample.jsonl")
+        z.writestr(zipfile.ZipInfo("minutes/"), b"")
+        z.writestr("minutes/29.json.bz2", bz2.compress(V1_SAMPLE.read_bytes()), compress_type=zipfile.ZIP_STORED)
+        z.writestr("__MACOSX/._v1_sample.jsonl", b"\x00\x05\x16\x07 resource fork")
+    return path
+
+
+def test_zip_members_are_read_as_files_of_their_own(tmp_path):
+    path = _sample_zip(tmp_path / "download.zip", tmp_path)
+    members = readers.archive_members(str(path))
+    assert [(m[0], m[1]) for m in members] == [("minutes/29.json.bz2", readers.ZIP_MEMBER),
+                                              ("v1_sample.jsonl", readers.ZIP_MEMBER)]
+    assert readers.is_compressed(str(path)) and readers.is_zip(str(path)) and not readers.is_plain_tar(str(path))
+    for m in members:
+        got = list(readers.read_numbered(str(path), "auto", member=m))
+        assert {r["source_file"] for _, (_, r) in got} == {f"{path}!/{m[0]}"}
+        assert _comparable(got) == _comparable(readers.read_numbered(str(V1_SAMPLE), "auto", f"{path}!/{m[0]}"))
+
+
+@pytest.mark.parametrize("head,kind,advice", [
+    (b"PK\x03\x04", "zip archive", "unzip"),  # a zip read whole (inside a tar, or damaged)
+    (b"7z\xbc\xaf\x27\x1c\x00\x04", "7-Zip archive", "7z x"),
+    (b"Rar!\x1a\x07\x00", "RAR archive", "unrar x"),
+    (b"\x04\x22\x4d\x18\x64\x40", "lz4", "zstd -o"),
+])
+def test_an_archive_or_compression_the_jobs_do_not_read_is_one_clear_reject(tmp_path, head, kind, advice):
+    path = tmp_path / "dump.bin"
+    path.write_bytes(head + bytes(range(256)) * 64)
+    [(k, rec)] = records(path)
+    assert (k, rec["reason"], rec["line_no"]) == ("reject", schema.UNREADABLE_FILE, None)
+    assert kind in rec["raw"] and advice in rec["raw"] and str(path) in rec["raw"]
+
+
 def test_ranges_and_tar_members_through_pyarrow_filesystems(monkeypatch, mixed_v1_file, tmp_path):
     """Behind a URI (hdfs://, s3://) files open through pyarrow.fs: seekable NativeFiles there. Read
     file:// URIs that way (as any other scheme would be) and get what the local path gives."""
@@ -777,3 +858,9 @@ def test_ranges_and_tar_members_through_pyarrow_filesystems(monkeypatch, mixed_v
     members = readers.tar_members(tar_uri)
     assert readers.is_plain_tar(tar_uri) and [m[0] for m in members] == ["2021/01/01/07/29.json.bz2", "2021/01/01/07/30.jsonl"]
     assert [_comparable(readers.read_numbered(tar_uri, "auto", str(tar_path), member=m)) for m in members] == local["members"]
+    zip_path = _sample_zip(tmp_path / "download.zip", tmp_path)
+    zip_local = [_comparable(readers.read_numbered(str(zip_path), "auto", "z", member=m))
+                 for m in readers.archive_members(str(zip_path))]
+    zip_uri = zip_path.as_uri()
+    assert [_comparable(readers.read_numbered(zip_uri, "auto", "z", member=m))
+            for m in readers.archive_members(zip_uri)] == zip_local and all(zip_local)

@@ -237,6 +237,44 @@ def test_read_records_reads_the_members_of_a_tar(spark, tmp_path):
     assert [tuple(r) for r in got] == [("reject", "unreadable_file")]
 
 
+def test_read_records_reads_zip_members_and_xz_and_zstd_files(spark, tmp_path):
+    """A zip download gives the records of its members as the unzipped directory does, each member
+    a file of its own and a unit of the parse plan; xz and zstd files read as the plain file."""
+    import lzma
+    import zipfile
+
+    import zstandard
+
+    from sentiment_core.spark import plan_parse, read_records
+
+    unzipped = tmp_path / "unzipped"
+    (unzipped / "minutes").mkdir(parents=True)
+    (unzipped / "minutes" / "29.json.bz2").write_bytes(bz2.compress(V1_SAMPLE.read_bytes()))
+    (unzipped / "bad.jsonl").write_bytes(V1_BAD.read_bytes())
+    zip_path = tmp_path / "download.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(unzipped.rglob("*.*")):
+            z.write(f, f.relative_to(unzipped).as_posix())
+        z.writestr("__MACOSX/._bad.jsonl", b"\x00\x05\x16\x07")  # hidden: skipped
+    cols = ["kind", "tweet_id", "line_no", "reason", "raw", "text", "created_at", "source_file"]
+
+    def rows(paths, strip):
+        got = read_records(spark, [str(p) for p in paths]).select(*cols).collect()
+        return sorted((tuple(r[:-1]) + (r["source_file"].replace(strip, ""),) for r in got), key=str)
+
+    from_zip = rows([zip_path], f"{zip_path}!/")
+    assert from_zip == rows([unzipped], f"{unzipped}/")
+    assert {r[-1] for r in from_zip} == {"minutes/29.json.bz2", "bad.jsonl"}
+    tasks, stats = plan_parse(spark, [str(zip_path)], "auto", 1)
+    assert (stats["zip_files"], stats["zip_members"], stats["tar_files"], stats["tasks"]) == (1, 2, 0, 2)
+
+    xz, zst = tmp_path / "m.jsonl.xz", tmp_path / "m.jsonl.zst"
+    xz.write_bytes(lzma.compress(V1_SAMPLE.read_bytes()))
+    zst.write_bytes(zstandard.ZstdCompressor().compress(V1_SAMPLE.read_bytes()))
+    plain = rows([V1_SAMPLE], str(V1_SAMPLE))
+    assert rows([xz], str(xz)) == plain and rows([zst], str(zst)) == plain and len(plain) > 20
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. + 3. the job end to end on mixed inputs
 
