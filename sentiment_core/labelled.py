@@ -9,7 +9,9 @@ Formats:
   optionally an id column. Labels 0/1, 0/4, negative/positive (neutral dropped), false/true.
 
 Each reader yields :class:`Chunk` objects (ids, texts, labels) and fills a :class:`ReadStats`
-with every row it did not yield and why, so that nothing vanishes silently.
+with every row it did not yield and why, so that nothing vanishes silently. Sentiment140 and
+SemEval files may be gzip, bzip2, xz or zstd compressed (told by their first bytes); CSV/TSV
+tables by their extension (``.csv.gz``, ``.tsv.bz2``, ``.csv.zst``), as pyarrow reads them.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from . import readers
 from . import sentiment140 as s140
 
 CHUNK_ROWS = 50_000
@@ -59,11 +62,21 @@ class ReadStats:
                 "invalid_utf8_rows": self.invalid_utf8}
 
 
+def _open(path: str):
+    """The file's bytes, decompressed; a zip or tar archive is refused with its members named."""
+    members = readers.archive_members(path)
+    if members is not None:
+        names = ", ".join(m[0] for m in members[:5]) + (", ..." if len(members) > 5 else "")
+        raise ValueError(f"{path} is an archive of {len(members)} file(s) ({names}): extract it and pass the "
+                         "file to read with --data")
+    return readers.open_data(path)
+
+
 def detect_format(path: str) -> str:
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         return "table"
-    with open(p, "rb") as f:
+    with _open(path) as f:
         head = f.readline(65536)
     text, _ = s140.decode(head)
     if s140.split_line(text) is not None:
@@ -138,7 +151,7 @@ def _accept(stats: ReadStats, batcher: _Batcher, id_: str, text: str, label_valu
 
 def _read_sentiment140(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
     b = _Batcher(os.path.basename(path), chunk_rows)
-    with open(path, "rb") as f:
+    with _open(path) as f:
         for raw in f:
             if not raw.strip():
                 continue
@@ -169,7 +182,7 @@ def _read_semeval(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chun
         label = "neutral" if rec[1].lower().startswith("objective") else rec[1]
         return _accept(stats, b, rec[0], rec[2].rstrip("\t ").replace("\\u002c", ","), label, "\t".join(rec))
 
-    with open(path, "rb") as f:
+    with _open(path) as f:
         for raw in f:
             line, bad_bytes = s140.decode(raw)
             line = line.rstrip("\r\n")

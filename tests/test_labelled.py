@@ -1,6 +1,8 @@
 """Labelled-data readers on hand-made bytes with exact expected counts and texts."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sentiment_core.labelled import ReadStats, detect_format, read_labelled
@@ -36,6 +38,40 @@ def test_sentiment140_bytes(tmp_path):
     assert stats.rows == 7 and stats.kept == 4
     assert dict(stats.dropped) == {"neutral": 1, "bad_field_count": 1, "empty_text": 1}
     assert stats.invalid_utf8 == 1
+
+
+@pytest.mark.parametrize("name", ["s140.csv.gz", "s140.csv.bz2", "s140.csv.xz", "s140.csv.zst", "s140_gz_named.csv"])
+def test_compressed_sentiment140_and_semeval_read_as_the_plain_files(tmp_path, name):
+    """The full Sentiment140 CSV is 238 MB: users keep it compressed. Told by the first bytes."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress,
+                ".zst": zstandard.ZstdCompressor().compress, ".csv": gzip.compress}[Path(name).suffix]
+    semeval = b"11\tpositive\tgreat day\t\n22\tneutral\tjust a day\n33\tnegative\tfirst line\nsecond line\n"
+    for data, fmt in ((S140_BYTES, "sentiment140"), (semeval, "semeval")):
+        plain, packed = tmp_path / f"plain.{fmt}", tmp_path / f"{fmt}-{name}"
+        plain.write_bytes(data)
+        packed.write_bytes(compress(data))
+        assert detect_format(str(packed)) == fmt
+        want, got = ReadStats(), ReadStats()
+        assert [vars(c) | {"source": None} for c in read_labelled(str(packed), "auto", got)] == \
+            [vars(c) | {"source": None} for c in read_labelled(str(plain), "auto", want)]
+        assert got.as_dict() == want.as_dict() and got.kept
+
+
+def test_a_zip_is_refused_with_its_members_named(tmp_path):
+    import zipfile
+
+    path = tmp_path / "trainingandtestdata.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("training.1600000.processed.noemoticon.csv", S140_BYTES)
+        z.writestr("testdata.manual.2009.06.14.csv", S140_BYTES)
+    with pytest.raises(ValueError, match="archive of 2 file.*training.1600000.processed.noemoticon.csv.*extract it"):
+        list(read_labelled(str(path)))
 
 
 def test_table_csv_and_parquet(tmp_path):
