@@ -11,10 +11,15 @@ Formats (``FORMATS``):
 - ``sentiment140``: the Sentiment140 CSV (see :mod:`sentiment_core.sentiment140`), used as a tweet
   source for scoring; its label column is ignored.
 - ``twitter-v1``: Twitter API v1.1 JSON Lines (the Internet Archive "archiveteam-twitter-stream"
-  grab): tweets, ``{"delete": ...}`` notices and other stream control messages.
+  grab): tweets, ``{"delete": ...}`` notices and other stream control messages; search API
+  responses (``{"statuses": [...]}``) give their statuses.
 - ``twitter-v2``: Twitter API v2 JSON as written by twarc2: response pages (``data`` list +
   ``includes``), filtered-stream messages (``data`` object) and flattened tweets (twarc-csv
   ``flat.jsonl``: one tweet object per line with ``author`` and embedded referenced tweets).
+
+A file may also be one JSON document instead of JSON Lines: an array of tweets (on one line or
+pretty-printed) or pretty-printed objects one after another (a saved API response); each value
+then counts as a line does (:func:`_document_values`).
 
 Files may be plain, gzip, bzip2, xz or zstd (recognised by magic bytes, whatever the extension;
 zstd frames with windows up to 2 GB, as ``zstd --long=31`` writes them), local or behind a URI
@@ -27,10 +32,12 @@ import time (zstandard when a zstd file is opened).
 """
 from __future__ import annotations
 
+import bisect
 import bz2
 import datetime as _dt
 import gzip
 import io
+import itertools
 import json
 import lzma
 import os
@@ -219,42 +226,53 @@ def _looks_like_v1_tweet(obj: dict) -> bool:
 
 
 def parse_v1_line(line: str, source_file: str, line_no: int) -> list[Record]:
-    """One line of v1.1 JSON Lines -> [tweet] / [delete] / [reject]; [] for a blank line."""
+    """One line of v1.1 JSON Lines -> [tweet] / [delete] / [reject]; [] for a blank line. A search
+    API response (``{"statuses": [...], "search_metadata": ...}``) gives a record per status."""
     if not line.strip():
         return []
     obj, bad = _load_json(line, source_file, line_no)
     if bad is not None:
         return [bad]
+    if isinstance(obj, dict) and isinstance(obj.get("statuses"), list) and "id_str" not in obj:
+        if not obj["statuses"]:  # an empty page: counted, not dropped
+            return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+        return [rec for status in obj["statuses"]
+                for rec in _v1_records(status, lambda s=status: orjson.dumps(s).decode(), source_file, line_no)]
+    return _v1_records(obj, lambda: line, source_file, line_no)
+
+
+def _v1_records(obj, raw: Callable[[], str], source_file: str, line_no: int) -> list[Record]:
+    """One v1.1 object -> [tweet] / [delete] / [reject]; ``raw()`` is its text, for a reject."""
     if not isinstance(obj, dict):
-        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+        return [_reject(raw(), source_file, line_no, schema.UNKNOWN_RECORD)]
 
     if "delete" in obj:
         notice = obj["delete"]
         status = notice.get("status") if isinstance(notice, dict) else None
         if not isinstance(status, dict):
-            return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+            return [_reject(raw(), source_file, line_no, schema.UNKNOWN_RECORD)]
         tweet_id = _id_str(status, "id_str", "id")
         if tweet_id is None:
-            return [_reject(line, source_file, line_no, schema.MISSING_ID)]
+            return [_reject(raw(), source_file, line_no, schema.MISSING_ID)]
         user_id = _id_str(status, "user_id_str", "user_id")
         deleted_at = _ms_to_utc(notice.get("timestamp_ms", obj.get("timestamp_ms")))
         return [_delete(tweet_id, user_id, deleted_at, source_file)]
 
     if not _looks_like_v1_tweet(obj):
-        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+        return [_reject(raw(), source_file, line_no, schema.UNKNOWN_RECORD)]
 
     tweet_id = _id_str(obj, "id_str", "id")
     if tweet_id is None:
-        return [_reject(line, source_file, line_no, schema.MISSING_ID)]
+        return [_reject(raw(), source_file, line_no, schema.MISSING_ID)]
     created_at = parse_v1_date(obj.get("created_at"))
     if created_at is None:
-        return [_reject(line, source_file, line_no, schema.BAD_TIMESTAMP)]
+        return [_reject(raw(), source_file, line_no, schema.BAD_TIMESTAMP)]
 
     retweeted = obj.get("retweeted_status")
     is_retweet = isinstance(retweeted, dict)
     text = (_v1_text(retweeted) if is_retweet else None) or _v1_text(obj)
     if text is None:
-        return [_reject(line, source_file, line_no, schema.EMPTY_TEXT)]
+        return [_reject(raw(), source_file, line_no, schema.EMPTY_TEXT)]
 
     user = obj.get("user")
     screen_name = user.get("screen_name") if isinstance(user, dict) else None
@@ -408,7 +426,7 @@ def _classify(line: str) -> str | None:
             "author_id" in obj or "edit_history_tweet_ids" in obj or "author" in obj
             or parse_iso_date(obj.get("created_at")) is not None):
         return "twitter-v2"
-    if ("id_str" in obj or "delete" in obj
+    if ("id_str" in obj or "delete" in obj or isinstance(obj.get("statuses"), list)
             or parse_v1_date(obj.get("created_at")) is not None
             or (obj.keys() and obj.keys() <= _V1_CONTROL_KEYS)):
         return "twitter-v1"
@@ -873,6 +891,116 @@ def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int
         state["error"] = exc
 
 
+def _opens_json_document(line: str) -> bool:
+    """A first line that opens a JSON document instead of being one JSON value of JSON Lines: an
+    array (``[`` ..., a scraper's dump of tweets) or an object pretty-printed over several lines
+    (``{`` alone, as ``json.dump(indent=...)``, ``jq`` and ``JSON.stringify`` write it)."""
+    text = line.strip().lstrip("\ufeff")
+    return text.startswith("[") or text == "{"
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DOC_STEP = 1 << 16  # characters of lines added to the buffer at a time
+_DOC_MAX_VALUE = 64 << 20  # characters one value may take before it counts as malformed
+
+
+def _document_values(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """A file that is a JSON document, as (line it starts on, its text) of each value in it: the
+    elements of a top-level array, or each top-level value (pretty-printed objects one after
+    another). The line parsers take these texts as they take lines. A value that does not parse is
+    given whole as its layout bounds it (``end_of_broken``), which its parser rejects as malformed
+    JSON, and reading goes on after it; nothing is left out silently."""
+    it = iter(lines)
+    buf, pos = "", 0
+    starts: list[int] = []  # offset in buf of each line in it
+    numbers: list[int] = []  # and its line number
+    more, in_array = True, False
+
+    def fill(trim: bool = True) -> None:
+        nonlocal buf, pos, more
+        if trim and pos > (len(buf) >> 1):  # drop what is consumed
+            cut = bisect.bisect_right(starts, pos) - 1
+            base = starts[cut]
+            del starts[:cut], numbers[:cut]
+            buf, pos = buf[base:], pos - base
+            starts[:] = [o - base for o in starts]
+        added = []
+        size = 0
+        for line_no, text in it:
+            starts.append(len(buf) + size)
+            numbers.append(line_no)
+            added.append(text)
+            added.append("\n")
+            size += len(text) + 1
+            if size >= _DOC_STEP:
+                break
+        else:
+            more = False
+        buf += "".join(added)
+
+    def line_at(offset: int) -> int:
+        return numbers[bisect.bisect_right(starts, offset) - 1]
+
+    def end_of_broken(start: int) -> int:
+        """Where a value that does not parse ends, by the layout: before the next line indented no
+        deeper than the value's first character (its next sibling, or what closes its parent), with
+        a line that closes the value itself at its own indent ("}," under "{") counted in."""
+        first = bisect.bisect_right(starts, start) - 1
+        column = start - starts[first]
+        j = first + 1
+        while True:
+            while j >= len(starts):
+                if not more or len(buf) - start > _DOC_MAX_VALUE:
+                    return len(buf)
+                fill(trim=False)
+            line_end = starts[j + 1] - 1 if j + 1 < len(starts) else len(buf)
+            line = buf[starts[j]:line_end]
+            body = line.lstrip(" \t")
+            indent = len(line) - len(body)
+            if indent < column or (indent == column and body[:1] not in "}]"):
+                return starts[j]
+            if indent == column:  # its own closing bracket
+                return line_end
+            j += 1
+
+    while True:
+        pos = _SPACE.match(buf, pos).end()
+        if pos >= len(buf):
+            if not more:
+                return
+            fill()
+            continue
+        c = buf[pos]
+        if c == "[" and not in_array:
+            in_array, pos = True, pos + 1
+            continue
+        if in_array and c in ",]":
+            in_array, pos = c == ",", pos + 1
+            continue
+        try:
+            _, end = _DECODER.raw_decode(buf, pos)
+        except json.JSONDecodeError as exc:
+            cut_off = exc.pos >= len(buf) - 8 or exc.msg.startswith("Unterminated string")
+            if cut_off and more and len(buf) - pos < _DOC_MAX_VALUE:
+                fill()  # the value goes on in lines not read yet
+                continue
+            end = end_of_broken(pos)
+            yield line_at(pos), buf[pos:end]
+            pos = end
+            continue
+        except RecursionError:
+            end = end_of_broken(pos)
+            yield line_at(pos), buf[pos:end]
+            pos = end
+            continue
+        if end >= len(buf) - 1 and more and buf[end - 1] not in "}]\"":  # a number may go on
+            fill()
+            continue
+        yield line_at(pos), buf[pos:end]
+        pos = end
+
+
 def _detect(lines: Iterator[tuple[int, str]]) -> tuple[str | None, list[tuple[int, str]]]:
     """The format told by the first of at most _DETECT_MAX_LINES lines, and the lines read."""
     buffered: list[tuple[int, str]] = []
@@ -886,12 +1014,32 @@ def _detect(lines: Iterator[tuple[int, str]]) -> tuple[str | None, list[tuple[in
     return None, buffered
 
 
+def _lines_or_values(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """A file's lines, or the values of the JSON document it is (:func:`_document_values`)."""
+    first = next(lines, None)
+    if first is None:
+        return iter(())
+    rest = itertools.chain([first], lines)
+    return _document_values(rest) if _opens_json_document(first[1]) else rest
+
+
 def detect_file_format(path: str) -> str | None:
     """The format :func:`read_file` with ``fmt="auto"`` gives ``path``; None when its first
     lines do not tell (or it cannot be read)."""
     lines = _decoded_lines(path, {"last_line": 0, "error": None})
     try:
-        return _detect(lines)[0]
+        return _detect(_lines_or_values(lines))[0]
+    finally:
+        lines.close()
+
+
+def is_json_document(path: str) -> bool:
+    """The file is a JSON document (an array, pretty-printed objects), not lines of records: it
+    cannot be cut into byte ranges of records."""
+    lines = _decoded_lines(path, {"last_line": 0, "error": None})
+    try:
+        first = next(lines, None)
+        return first is not None and _opens_json_document(first[1])
     finally:
         lines.close()
 
@@ -931,6 +1079,8 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
         source = f"{source}{TAR_MEMBER_SEP}{member[0]}"
     state: dict = {"last_line": newlines_before, "error": None}
     lines = _decoded_lines(path, state, byte_range, newlines_before, member)
+    if byte_range is None:
+        lines = _lines_or_values(lines)
 
     buffered: list[tuple[int, str]] = []
     if fmt == "auto":

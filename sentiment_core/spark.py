@@ -202,6 +202,8 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
                 continue
         except OSError:  # gone or unreadable: its parse task turns it into an unreadable_file reject
             continue
+        if readers.is_json_document(path):  # an array or pretty-printed JSON: read whole
+            continue
         path_fmt = fmt if fmt != "auto" else readers.detect_file_format(path)
         if path_fmt is None:  # read whole: read_file rejects every line of it, as unknown_record
             continue

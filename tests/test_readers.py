@@ -829,6 +829,99 @@ def test_an_archive_or_compression_the_jobs_do_not_read_is_one_clear_reject(tmp_
     assert kind in rec["raw"] and advice in rec["raw"] and str(path) in rec["raw"]
 
 
+def _json_lines(path):
+    import json
+
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _without_lines(recs):
+    """Records without where they lie; a reject's raw text as the JSON it holds (a value of a
+    document keeps its own layout, a pretty-printed one its newlines)."""
+    def raw(v):
+        return _loads_or_none(v) if _loads_or_none(v) is not None else v
+
+    return [(k, {c: raw(v) if c == "raw" else v for c, v in r.items() if c not in ("detected_at", "line_no", "source_file")})
+            for k, r in recs]
+
+
+@pytest.mark.parametrize("indent", [None, 1])
+def test_a_json_array_of_tweets_reads_as_json_lines_do(tmp_path, indent):
+    """Scrapers and notebooks dump tweets as one JSON array, on one line or pretty-printed: the
+    same records as the JSON Lines of the same objects, deletes and rejects included."""
+    import json
+
+    for src in (V1_SAMPLE, V1_BAD, V2_FLAT):
+        objs = [json.loads(line) for line in src.read_text().splitlines() if line.strip() and line.startswith("{")
+                and _loads_or_none(line) is not None]
+        lines, doc = tmp_path / f"{src.stem}.jsonl", tmp_path / f"{src.stem}.json"
+        lines.write_text("".join(json.dumps(o) + "\n" for o in objs))
+        doc.write_text(json.dumps(objs, indent=indent))
+        assert _without_lines(records(doc)) == _without_lines(records(lines)) and objs
+        assert readers.detect_file_format(str(doc)) == readers.detect_file_format(str(lines))
+        assert readers.is_json_document(str(doc)) and not readers.is_json_document(str(lines))
+
+
+def _loads_or_none(line):
+    import json
+
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def test_pretty_printed_api_responses_read_as_their_compact_lines(tmp_path):
+    """A v2 response page saved with json.dump(indent=2), and v1.1 search responses
+    ({"statuses": [...]}) pretty-printed one after another: each value as its one-line form."""
+    import json
+
+    pages = _json_lines(V2_PAGE)
+    pretty, compact = tmp_path / "pages.json", tmp_path / "pages.jsonl"
+    pretty.write_text("\n".join(json.dumps(p, indent=2) for p in pages))
+    compact.write_text("".join(json.dumps(p) + "\n" for p in pages))
+    got = records(pretty)
+    assert _without_lines(got) == _without_lines(records(compact)) and of_kind(got, "tweet")
+    # each record's line is where its value starts
+    first_lines = [i + 1 for i, line in enumerate(pretty.read_text().splitlines()) if line == "{"]
+    assert sorted({r["line_no"] for k, r in got if k == "reject"} - set(first_lines)) == []
+
+    statuses = [o for o in _json_lines(V1_SAMPLE) if "delete" not in o]
+    search = [{"statuses": statuses[:3], "search_metadata": {"count": 3}},
+              {"statuses": [], "search_metadata": {"count": 0}},
+              {"statuses": statuses[3:], "search_metadata": {"count": len(statuses) - 3}}]
+    for path, text in ((tmp_path / "search.jsonl", "".join(json.dumps(r) + "\n" for r in search)),
+                       (tmp_path / "search.json", "\n".join(json.dumps(r, indent=4) for r in search))):
+        path.write_text(text)
+        recs = records(path)
+        assert [r["tweet_id"] for r in of_kind(recs, "tweet")] == [o["id_str"] for o in statuses]
+        # the empty page is counted, not dropped
+        assert [r["reason"] for r in of_kind(recs, "reject")] == [schema.UNKNOWN_RECORD]
+
+
+def test_a_broken_value_in_a_json_document_is_rejected_and_the_rest_read(tmp_path):
+    import json
+
+    tweets = [o for o in _json_lines(V1_SAMPLE) if "delete" not in o][:4]
+    text = json.dumps(tweets, indent=2).splitlines()
+    # break the second tweet: a line of it loses its closing quote and comma
+    second = [i for i, line in enumerate(text) if line == "  {"][1]
+    text[second + 1] = text[second + 1].replace('",', "")  # "created_at": "Fri Jan 01 ... 2021
+    path = tmp_path / "broken.json"
+    path.write_text("\n".join(text) + "\n")
+    recs = records(path)
+    assert [r["tweet_id"] for r in of_kind(recs, "tweet")] == [tweets[0]["id_str"]] + [t["id_str"] for t in tweets[2:]]
+    rejects = of_kind(recs, "reject")
+    assert rejects and rejects[0]["reason"] == schema.MALFORMED_JSON and rejects[0]["line_no"] == second + 1
+    assert all(r["reason"] in (schema.MALFORMED_JSON, schema.UNKNOWN_RECORD) for r in rejects)
+    # a document cut short (a truncated download): the values before the cut, then the cut
+    cut = tmp_path / "cut.json.gz"
+    whole = json.dumps(tweets, indent=2).encode()
+    cut.write_bytes(gzip.compress(whole)[: len(gzip.compress(whole)) * 2 // 3])
+    recs = records(cut)
+    assert 0 < len(of_kind(recs, "tweet")) < 4 and recs[-1][1]["reason"] == schema.TRUNCATED_FILE
+
+
 def test_ranges_and_tar_members_through_pyarrow_filesystems(monkeypatch, mixed_v1_file, tmp_path):
     """Behind a URI (hdfs://, s3://) files open through pyarrow.fs: seekable NativeFiles there. Read
     file:// URIs that way (as any other scheme would be) and get what the local path gives."""

@@ -186,6 +186,14 @@ def test_read_records_splits_large_plain_files(spark, tmp_path):
         assert tasks[-1] == [(str(packed), "auto", None, 0, None)]
         gone = str(tmp_path / "gone.jsonl")  # listed, then removed: read whole, so it becomes a reject
         assert plan_parse(spark, [gone], "auto", 4)[0] == [[(gone, "auto", None, 0, None)]]
+        # a JSON document (an array of tweets, pretty-printed) is not lines of records: never cut
+        doc = tmp_path / "big.json"
+        objs = [json.loads(line) for line in V1_SAMPLE.read_text().splitlines() if line.strip()] * 3
+        doc.write_text(json.dumps(objs, indent=2))
+        assert doc.stat().st_size > 3 * 32 * 1024
+        assert plan_parse(spark, [str(doc)], "auto", 4) == ([[(str(doc), "auto", None, 0, None)]], {
+            "files": 1, "split_files": 0, "ranges": 0, "range_bytes": 32 * 1024, "tasks": 1,
+            "tar_files": 0, "tar_members": 0, "zip_files": 0, "zip_members": 0})
         n_split, split_rows = read(True)
         n_whole, whole_rows = read(False)
     finally:
