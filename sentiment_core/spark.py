@@ -252,6 +252,46 @@ def scoring_partitions(rows: int, slots: int) -> int:
     return -(-max(1, -(-rows // ROWS_PER_SCORING_TASK)) // slots) * slots
 
 
+# CSV tables Spark reads (its CSV source decompresses .gz and .bz2 by the name)
+_CSV_SUFFIXES = tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in ("", ".gz", ".bz2"))
+
+
+def _table_header(path: str) -> str | None:
+    """The header line of a CSV/TSV tweet table, or None for a file that is not one (Sentiment140's
+    CSV, which has no header, any archive format, an empty or unreadable file)."""
+    if readers.detect_file_format(path) is not None:
+        return None
+    try:
+        for _, raw in readers.open_lines(path):
+            if raw.strip():
+                return raw.decode("utf-8", "replace").lstrip("\ufeff")
+    except (OSError, EOFError, ValueError):
+        return None
+    return None
+
+
+def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -> dict[str, tuple[str, str]]:
+    """The CSV/TSV tweet tables among ``files`` (by name, ``*.csv`` / ``*.tsv``, optionally ``.gz``
+    / ``.bz2``, and a header line that no archive reader recognises), each with (separator, header)
+    for Spark's CSV source. ``required`` (``--format csv``): every file must be one."""
+    named = [p for p in files if p not in skip and p.lower().endswith(_CSV_SUFFIXES)]
+    if required and len(named) != len([p for p in files if p not in skip]):
+        odd = [p for p in files if p not in skip and p not in set(named)][:3]
+        raise ValueError(f"--format csv reads *.csv / *.tsv files (optionally .gz or .bz2): not {odd}")
+    with ThreadPoolExecutor(16) as pool:  # behind a URI each is a request
+        headers = dict(zip(named, pool.map(_table_header, named)))
+    out = {}
+    for path, header in headers.items():
+        if header is None:
+            if required:
+                raise ValueError(f"--format csv: {path} is not a CSV table with a header line (Sentiment140's CSV "
+                                 "has none: use --format sentiment140 or auto)")
+            continue
+        sep = "\t" if ".tsv" in path.lower().rsplit("/", 1)[-1] else ","
+        out[path] = (sep, header)
+    return out
+
+
 def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict | None = None,
                  files_per_task: int = 1, plan: dict | None = None):
     """All inputs as one record DataFrame (RECORD_DDL). Archive and CSV files are parsed in Python
@@ -263,7 +303,8 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     files = readers.list_input_files(list(paths))
     parquet = [p for p in files if fmt == "parquet" or (fmt == "auto" and p.endswith((".parquet", ".pq")))]
     parquet_set = set(parquet)
-    others = [p for p in files if p not in parquet_set]
+    tables = csv_tables(files if fmt in ("auto", "csv") else [], required=fmt == "csv", skip=parquet_set)
+    others = [p for p in files if p not in parquet_set and p not in tables]
     frames = []
     if others:
         tasks, stats = plan_parse(spark, others, fmt, files_per_task)
@@ -274,7 +315,14 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
         # task's units travel in the (broadcast) function
         frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks), RECORD_DDL))
     if parquet:
-        frames.append(map_parquet(spark.read.parquet(*parquet), columns or {}))
+        frames.append(map_table(spark.read.parquet(*parquet), columns or {}))
+    by_header: dict[tuple[str, str], list[str]] = {}
+    for path, key in tables.items():
+        by_header.setdefault(key, []).append(path)
+    for (sep, _header), group in by_header.items():  # Spark takes one header for all files of a read
+        df = (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
+              .option("sep", sep).option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv(group))
+        frames.append(map_table(df, columns or {}, "csv"))
     if not frames:
         raise ValueError(f"no input files found under {list(paths)}")
     out = frames[0]
@@ -283,30 +331,75 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     return out.select(*[F.col(c) for c in RECORD_COLUMNS])
 
 
-PARQUET_DEFAULTS = {"id": "tweet_id", "text": "text", "time": "created_at", "user": "user", "lang": "lang",
-                    "retweet": "is_retweet"}
+# A tweet table's columns (Parquet, CSV with a header): each field from the first of these names
+# the table has, unless the user names it (--id-col, ...): this job's own names first, then the
+# Twitter API's and twarc-csv's (``twarc2 csv``: id, created_at, text, author.username, lang)
+TABLE_COLUMNS = {
+    "id": ("tweet_id", "id", "id_str"),
+    "text": ("text", "full_text", "tweet", "content"),
+    "time": ("created_at", "date", "timestamp"),
+    "user": ("user", "author.username", "username", "screen_name", "user_screen_name"),
+    "lang": ("lang", "language"),
+    "retweet": ("is_retweet",),
+}
 
 
-def map_parquet(df, columns: dict):
-    """A Parquet tweet table -> records: mapped columns; rows without id, time or text -> rejects."""
+def _table_column(df, name: str):
+    """A column of ``df`` by its name, dots and all (twarc-csv's ``author.username``); a name that
+    is no column is taken as a path into a struct (``user.screen_name`` of a nested Parquet)."""
     from pyspark.sql import functions as F
 
-    cols = {**PARQUET_DEFAULTS, **{k: v for k, v in columns.items() if v}}
+    return F.col(f"`{name}`") if name in df.columns else F.col(name)
+
+
+def _has_column(df, name: str) -> bool:
+    if name in df.columns:
+        return True
+    try:
+        df.select(_table_column(df, name)).schema  # noqa: B018 - resolves the path, or raises
+        return True
+    except Exception:  # noqa: BLE001 - AnalysisException: no such column or field
+        return False
+
+
+def _table_timestamp(df, name: str):
+    """A table's time column as a timestamp: a timestamp or date as it is; a string as ISO 8601
+    (``2021-03-01T10:00:00.000Z``, twarc-csv) or as the v1.1 API writes it (``Mon Mar 01 10:00:00
+    +0000 2021``); anything else null (a bad_timestamp reject, never a failed job under ANSI)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    col = _table_column(df, name)
+    if not isinstance(df.select(col).schema[0].dataType, StringType):
+        return col.try_cast("timestamp")
+    value = F.trim(col)
+    return F.coalesce(F.try_to_timestamp(value),
+                      F.try_to_timestamp(F.substring(value, 5, 64), F.lit("MMM dd HH:mm:ss Z yyyy")))
+
+
+def map_table(df, columns: dict, what: str = "parquet"):
+    """A tweet table (Parquet, CSV) -> records: mapped columns (TABLE_COLUMNS, or as named in
+    ``columns``); rows without id, time or text -> rejects."""
+    from pyspark.sql import functions as F
+
+    named = {k: v for k, v in columns.items() if v}
+    cols = {k: named.get(k) or next((c for c in names if c in df.columns), names[0]) for k, names in TABLE_COLUMNS.items()}
     for required in ("id", "text", "time"):
-        if cols[required] not in df.columns:
-            raise ValueError(f"parquet input has no column {cols[required]!r} for the tweet {required} "
+        if not _has_column(df, cols[required]):
+            tried = cols[required] if required in named else " / ".join(TABLE_COLUMNS[required])
+            raise ValueError(f"{what} input has no column {tried!r} for the tweet {required} "
                              f"(columns: {df.columns}); name it with --{required}-col")
 
     def opt(key, typ):
-        return F.col(cols[key]).cast(typ) if cols[key] in df.columns else F.lit(None).cast(typ)
+        return _table_column(df, cols[key]).try_cast(typ) if _has_column(df, cols[key]) else F.lit(None).cast(typ)
 
-    tid = F.col(cols["id"]).cast("string")
-    ts = F.col(cols["time"]).cast("timestamp")
-    text = F.col(cols["text"]).cast("string")
+    tid = _table_column(df, cols["id"]).cast("string")
+    ts = _table_timestamp(df, cols["time"])
+    text = _table_column(df, cols["text"]).cast("string")
     reason = (F.when(tid.isNull() | (F.trim(tid) == ""), F.lit(schema.MISSING_ID))
               .when(ts.isNull(), F.lit(schema.BAD_TIMESTAMP))
               .when(text.isNull() | (F.trim(text) == ""), F.lit(schema.EMPTY_TEXT)))
-    raw = F.substring(F.to_json(F.struct(*[F.col(c) for c in df.columns])), 1, schema.MAX_RAW_CHARS)
+    raw = F.substring(F.to_json(F.struct(*[_table_column(df, c) for c in df.columns])), 1, schema.MAX_RAW_CHARS)
     src = F.input_file_name()
     return df.select(
         F.when(reason.isNull(), F.lit("tweet")).otherwise(F.lit("reject")).alias("kind"),

@@ -722,3 +722,45 @@ def test_parquet_input_with_mapped_columns(spark, tiny_artifact, tmp_path):
     assert by_reason == [("bad_timestamp", 105), ("empty_text", 104), ("empty_text", 106)]
     assert rej["line_no"].isna().all()
     assert all(s.endswith(".parquet") for s in rej["source_file"])
+
+
+def test_csv_tweet_tables_with_a_header_are_read_by_their_column_names(spark, tiny_artifact, tmp_path):
+    """twarc-csv's CSV (``twarc2 csv``: a header, dotted column names, ISO times, texts with commas,
+    quotes and newlines) and a gzipped TSV with the v1.1 API's times are read by their headers;
+    bad rows are rejects; Sentiment140's headerless CSV beside them keeps its own reader."""
+    import gzip
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "twarc.csv").write_text(
+        "id,conversation_id,created_at,text,author.username,lang\n"
+        '1364000000000000001,1,2021-02-23T01:00:00.000Z,"good, ""great"" day\nwith a second line",ann,en\n'
+        "1364000000000000002,2,2021-02-23T23:30:00.000Z,this is awful,bob,en\n"
+        "1364000000000000003,3,2021-02-23T03:00:00.000Z,,cid,en\n"  # -> empty_text
+        "1364000000000000004,4,yesterday,some text,dee,en\n"  # -> bad_timestamp
+        ",5,2021-02-23T05:00:00.000Z,no id,eve,en\n")  # -> missing_id
+    (tmp_path / "in" / "more.tsv.gz").write_bytes(gzip.compress(
+        b"tweet_id\tcreated_at\ttext\tuser\n1364000000000000009\tWed Feb 24 09:00:00 +0000 2021\tlove it\tfay\n"))
+    shutil.copy(FIXTURES / "sentiment140_300.csv", tmp_path / "in" / "s140.csv")
+    out = tmp_path / "out"
+    summary = job.run(job.parse_args(["--input", str(tmp_path / "in"), "--model", str(tiny_artifact),
+                                      "--output", str(out), "--include-text"]), spark=spark)
+    assert summary["reconciled"] is True
+    s140 = summary["records_read"] - 6
+    assert summary["rejected_by_reason"] == {"empty_text": 1, "bad_timestamp": 1, "missing_id": 1}
+    scores = read_table(spark, out / "scores").set_index("tweet_id")
+    got = scores.loc[["1364000000000000001", "1364000000000000002", "1364000000000000009"]]
+    assert got["text"].tolist() == ['good, "great" day\nwith a second line', "this is awful", "love it"]
+    assert got["user"].tolist() == ["ann", "bob", "fay"] and got["lang"].tolist() == ["en", "en", None]
+    assert [str(d) for d in got["dt"]] == ["2021-02-23", "2021-02-23", "2021-02-24"]
+    assert s140 == 300 and len(scores) == 303  # the Sentiment140 rows by their own reader
+    assert scores["source_file"].str.endswith("s140.csv").sum() == 300
+
+    from sentiment_core.spark import csv_tables
+
+    with pytest.raises(ValueError, match="not a CSV table with a header"):
+        csv_tables([str(tmp_path / "in" / "s140.csv")], required=True)
+    with pytest.raises(ValueError, match="no column 'id / tweet_id|no column 'tweet_id / id"):
+        other = tmp_path / "other.csv"
+        other.write_text("when,what\n2021-01-01,hello\n")
+        job.run(job.parse_args(["--input", str(other), "--model", str(tiny_artifact), "--output",
+                                str(tmp_path / "o2")]), spark=spark)
