@@ -1,13 +1,15 @@
-"""Parsing one large plain file: by one task, or by byte ranges in parallel (read_records).
+"""Parsing one large plain or bzip2 file: by one task, or by byte ranges in parallel (read_records).
 
     python -m bench.split_read [--copies 8] [--runs 3] [--master local[2]]
 
 Writes the real v1.1 minute file decompressed (JSON Lines) and the Sentiment140 sample, each
-repeated ``--copies`` times into one plain file, then times in one session, alternating, the
+repeated ``--copies`` times into one plain file, and the same JSON Lines as one bzip2 file (as
+the grab compresses its minutes, 900 kB blocks), then times in one session, alternating, the
 parse of each file by ``read_records`` with byte ranges (the default: Spark's file-split rule,
 ``spark.sql.files.*``) and whole, in one task (``spark.tweet_sentiment.splitFiles=false``). A
 parse is timed to the end of an aggregation over every record; with ranges it includes the
-job that counts their newlines. Prints each time, the medians and their ratio.
+job that counts their newlines (not for bzip2, whose ranges are unnumbered). Prints each time,
+the medians and their ratio.
 """
 from __future__ import annotations
 
@@ -49,6 +51,10 @@ def main(argv=None) -> int:
         path = tmp / (name.split()[0].lower() + (".jsonl" if "JSON" in name else ".csv"))
         path.write_bytes(data * args.copies)
         files[name] = str(path)
+        if "JSON" in name:
+            packed = tmp / "v1.jsonl.bz2"
+            packed.write_bytes(bz2.compress(data * args.copies, 9))
+            files["v1.1 JSON, bzip2"] = str(packed)
 
     spark = get_session("bench-split-read", conf={"spark.master": args.master})
     results = {}

@@ -613,6 +613,12 @@ def _tar_magic(head: bytes) -> bool:
     return head[257:262] == b"ustar"
 
 
+def is_bzip2(path: str) -> bool:
+    """A bzip2 file (by its magic bytes): one that can be read by block ranges (:func:`open_lines`)."""
+    with _open_raw(path) as raw:
+        return raw.read(3) == _BZIP2
+
+
 def is_compressed(path: str) -> bool:
     """Whether the file is compressed (gzip, bzip2, xz or zstd, by its magic bytes, as the readers
     decide) or a zip archive: either way a byte range of it is not a range of its lines."""
@@ -798,6 +804,135 @@ def _iter_range(stream, start: int, end: int, newlines_before: int) -> Iterator[
         yield line_no, line[:-1] if line.endswith(b"\r") else line
 
 
+# --------------------------------------------------------------------------------------------
+# bzip2 by block ranges
+# --------------------------------------------------------------------------------------------
+
+# A bzip2 stream is a header ("BZh1".."BZh9"), blocks of at most 900 kB of input, each behind the
+# 48-bit magic _BZ2_BLOCK and a 32-bit CRC, then _BZ2_EOS and the CRC of its blocks. The magics lie
+# at any bit, not byte. Blocks decode independently, so a byte range of a large .bz2 file can be
+# read on its own from the first block whose magic lies in it (as Hadoop's BZip2Codec splits them).
+_BZ2_BLOCK, _BZ2_EOS = 0x314159265359, 0x177245385090
+_BZ2_READ = 4 << 20  # compressed bytes read at a time
+
+
+def _bit_find(data: bytes, magic: int, begin: int = 0) -> list[int]:
+    """The bit offsets in ``data`` where the 48-bit ``magic`` starts, from byte ``begin``: for each
+    of the 8 bit shifts, a search for its 5 whole bytes, each hit checked on all 48 bits."""
+    found = []
+    for shift in range(8):
+        window = (magic << (8 - shift)).to_bytes(7, "big")  # the magic from bit ``shift`` of 7 bytes
+        lead = 0 if shift == 0 else 1
+        pattern = window[lead:6]
+        i = data.find(pattern, begin + lead)
+        while i != -1:
+            at = i - lead
+            if int.from_bytes(data[at:at + 7].ljust(7, b"\0"), "big") >> (8 - shift) & ((1 << 48) - 1) == magic:
+                found.append(at * 8 + shift)
+            i = data.find(pattern, i + 1)
+    return sorted(found)
+
+
+def _bz2_block(data: bytes, start: int, end: int) -> bytes:
+    """The block at bits [start, end) of ``data``, decompressed: moved to a byte boundary (numpy)
+    and closed as a stream of its own (the end magic and, for one block, its own CRC), so that
+    bzip2 checks it whole. OSError / EOFError when it does not decode (a cut or damaged file)."""
+    import numpy as np
+
+    shift = start % 8
+    raw = np.frombuffer(data[start // 8:end // 8 + 2], np.uint8).astype(np.uint16)
+    if shift:
+        raw = ((raw[:-1] << shift) | (raw[1:] >> (8 - shift))) & 0xFF
+    block = raw.astype(np.uint8).tobytes()
+    whole, rest = divmod(end - start, 8)
+    if len(block) < 10 or len(block) * 8 < end - start:
+        raise EOFError("bzip2 block cut short")
+    crc = int.from_bytes(block[6:10], "big")
+    tail = ((block[whole] >> (8 - rest)) if rest else 0) << 80 | _BZ2_EOS << 32 | crc
+    pad = -(rest + 80) % 8
+    stream = b"BZh9" + block[:whole] + (tail << pad).to_bytes((rest + 80 + pad) // 8, "big")
+    try:
+        return bz2.decompress(stream)
+    except ValueError as exc:  # "Compressed data ended before the end-of-stream marker"
+        raise EOFError(str(exc)) from exc
+
+
+def _bz2_blocks(raw, start: int) -> Iterator[tuple[int, bytes]]:
+    """(bit offset in the file, decompressed bytes) of each bzip2 block whose magic lies at or after
+    byte ``start`` of the seekable stream ``raw``, in order; compressed bytes are read as needed."""
+    base = max(0, start - 8)
+    raw.seek(base)
+    buf = raw.read(_BZ2_READ)
+    eof = len(buf) < _BZ2_READ
+    scanned = 0  # the bytes of buf searched for magics already
+    marks: list[tuple[int, bool]] = []  # (bit offset in buf, is a block) of the magics found
+    while True:
+        if scanned < len(buf):
+            begin = max(0, scanned - 7)  # a magic may straddle the end of the last search
+            new = [(b, True) for b in _bit_find(buf, _BZ2_BLOCK, begin)] + \
+                  [(b, False) for b in _bit_find(buf, _BZ2_EOS, begin)]
+            known = {m for m, _ in marks}
+            marks = sorted(marks + [m for m in new if m[0] not in known])
+            scanned = len(buf)
+        marks = [m for m in marks if m[0] >= (start - base) * 8 or not m[1]]
+        block = next((i for i, (bit, is_block) in enumerate(marks) if is_block), None)
+        if block is not None and block + 1 < len(marks):  # a block and the magic after it
+            bit, end = marks[block][0], marks[block + 1][0]
+            yield base * 8 + bit, _bz2_block(buf, bit, end)
+        elif block is not None and eof:  # a last block with no end magic: cut
+            bit = marks[block][0]
+            yield base * 8 + bit, _bz2_block(buf, bit, len(buf) * 8)
+            return
+        elif eof:
+            return
+        else:
+            more = raw.read(_BZ2_READ)
+            eof = len(more) < _BZ2_READ
+            buf += more
+            continue
+        # drop what is decoded: keep buf from the byte of the next magic
+        keep = marks[block + 1][0] // 8
+        marks = [(b - keep * 8, k) for b, k in marks[block + 1:]]
+        buf, base, scanned, start = buf[keep:], base + keep, max(0, scanned - keep), base + keep
+
+
+def _iter_bz2_range(raw, start: int, end: int, newlines_before: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of a bzip2 file that start in the blocks whose magic lies in bytes [start, end):
+    after the line that runs into the first of them (the range before reads it), and through the
+    line that runs over the last (read on into the blocks after), as :func:`_iter_range` does for
+    plain bytes. Numbered on from ``newlines_before``."""
+    line_no = newlines_before
+    pending = b""
+    skip = start > 0  # the line that runs into this range is the range before's
+    for bit, data in _bz2_blocks(raw, start):
+        if bit >= end * 8:  # past the range: only the line under way, through its newline
+            if skip:
+                return
+            cut = data.find(b"\n")
+            if cut < 0:
+                pending += data
+                continue
+            line = pending + data[:cut]
+            yield line_no + 1, line[:-1] if line.endswith(b"\r") else line
+            return
+        lines = (pending + data).split(b"\n")
+        pending = lines.pop()
+        if skip and lines:
+            skip = False
+            del lines[0]
+        for line in lines:
+            line_no += 1
+            yield line_no, line[:-1] if line.endswith(b"\r") else line
+    if pending and not skip:
+        yield line_no + 1, pending[:-1] if pending.endswith(b"\r") else pending
+
+
+# ``newlines_before`` from here up: the lines before the range are not known (a bzip2 block range
+# after the first, whose count would take decompressing all before it). Its lines are numbered
+# on from it, which keeps them in file order for ordering, and its rejects carry no line number.
+UNNUMBERED = 1 << 32
+
+
 def open_lines(path: str, byte_range: tuple[int, int] | None = None,
                newlines_before: int = 0, member: tuple[str, int, int] | None = None) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw bytes without the line end) for every line of a file.
@@ -811,7 +946,9 @@ def open_lines(path: str, byte_range: tuple[int, int] | None = None,
     [start, end); the line that runs over ``end`` is read to its end, the one that runs into
     ``start`` is left to the range before. Ranges that tile a file give each line exactly once.
     Numbering starts after ``newlines_before``, the count of b"\\n" in bytes [0, start)
-    (:func:`count_newlines`), so the numbers are the file's own.
+    (:func:`count_newlines`), so the numbers are the file's own. Of a bzip2 file: the lines that
+    start in the blocks whose magic lies in [start, end), by the same rule (:func:`_iter_bz2_range`);
+    ``newlines_before`` is then UNNUMBERED times the range's index (unknown for all but the first).
 
     ``member=(name, offset, size)``: the lines of that member of a tar or zip archive
     (:func:`archive_members`).
@@ -823,7 +960,11 @@ def open_lines(path: str, byte_range: tuple[int, int] | None = None,
         return
     start, end = byte_range
     with _open_raw(path, seekable=True) as raw:
-        if _compressed_magic(raw.read(_MAGIC_BYTES)):
+        magic = raw.read(_MAGIC_BYTES)
+        if magic.startswith(_BZIP2):
+            yield from _iter_bz2_range(raw, start, end, newlines_before)
+            return
+        if _compressed_magic(magic):
             raise ValueError(f"{path} is compressed: a byte range of it is not a range of its lines")
         yield from _iter_range(raw, start, end, newlines_before)
 
@@ -1092,11 +1233,14 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
         yield from buffered
         yield from lines
 
+    numbered = newlines_before < UNNUMBERED
     for line_no, text in all_lines():
         if parse is None:
-            yield line_no, _reject(text, source, line_no, schema.UNKNOWN_RECORD)
+            yield line_no, _reject(text, source, line_no if numbered else None, schema.UNKNOWN_RECORD)
         else:
             for rec in parse(text, source, line_no):
+                if not numbered and rec[0] == "reject":
+                    rec[1]["line_no"] = None
                 yield line_no, rec
 
     if state.get("archive"):  # one clear reject, not one per line of binary
@@ -1106,8 +1250,9 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
         message = f"{type(error).__name__}: {error}"
         line_no = state["last_line"] + 1
         if isinstance(error, EOFError) or state["last_line"] > newlines_before:
-            yield line_no, _reject(f"file breaks off after line {state['last_line']}: {message}",
-                                   source, line_no, schema.TRUNCATED_FILE)
+            where = f"after line {state['last_line']}" if numbered else f"in its blocks from byte {byte_range[0]}"
+            yield line_no, _reject(f"file breaks off {where}: {message}", source, line_no if numbered else None,
+                                   schema.TRUNCATED_FILE)
         else:
             yield line_no, _reject(f"cannot read file: {message}", source, None, schema.UNREADABLE_FILE)
 

@@ -140,8 +140,8 @@ def _count_ranges(ranges: list[list[tuple]]):
 
 # Splitting large plain files into byte ranges parsed by separate tasks: on by default.
 SPLIT_FILES_CONF = "spark.tweet_sentiment.splitFiles"
-# never cut into ranges: compressed, or a tar or zip (read member by member)
-_UNCUT_SUFFIXES = (".gz", ".gzip", ".bz2", ".bz", ".zst", ".zstd", ".xz", ".lzma", ".zip", ".tar")
+# never cut into ranges: compressed (but bzip2, cut at its blocks), or a tar or zip (read member by member)
+_UNCUT_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd", ".xz", ".lzma", ".zip", ".tar")
 _ARCHIVE_SUFFIXES = (".tar", ".zip")
 
 
@@ -183,9 +183,12 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
     ``(path, fmt, byte_range, newlines_before, archive member)`` (:func:`parse_units`). A plain (uncompressed) file larger than the range
     size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
-    before them (one quick Spark job counts them); the members of an uncompressed ``*.tar`` or of a
-    ``*.zip`` are units like files; other files go ``files_per_task`` to a task, and no slot stays
-    idle while there are units. Compressed files (gzip, bzip2, xz, zstd) cannot be cut: one unit each."""
+    before them (one quick Spark job counts them); a bzip2 file is cut the same way at its blocks
+    (each range reads the blocks whose magic lies in it), unnumbered after the first range
+    (``readers.UNNUMBERED``): counting its lines would mean decompressing it twice. The members of
+    an uncompressed ``*.tar`` or of a ``*.zip`` are units like files; other files go
+    ``files_per_task`` to a task, and no slot stays idle while there are units. gzip, xz and zstd
+    files cannot be cut: one unit each."""
     slots = spark.sparkContext.defaultParallelism
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)] if split else []
@@ -196,9 +199,14 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
         members_of = dict(zip(archives, pool.map(_archive_members, archives)))
     piece = _range_bytes(spark, sum(sizes.values())) if sizes else 0
     cut: dict[str, tuple[str, list[int]]] = {}
+    bzip2: set[str] = set()
     for path, size in sizes.items():
         try:
-            if size <= piece * 1.1 or readers.is_compressed(path):
+            if size <= piece * 1.1:
+                continue
+            if readers.is_bzip2(path):
+                bzip2.add(path)
+            elif readers.is_compressed(path):
                 continue
         except OSError:  # gone or unreadable: its parse task turns it into an unreadable_file reject
             continue
@@ -210,7 +218,7 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
         k = -(-size // piece)
         cut[path] = (path_fmt, [size * i // k for i in range(k + 1)])
     newlines: dict[tuple[str, int], int] = {}
-    to_count = [(p, b[i], b[i + 1]) for p, (_, b) in cut.items() for i in range(len(b) - 2)]
+    to_count = [(p, b[i], b[i + 1]) for p, (_, b) in cut.items() if p not in bzip2 for i in range(len(b) - 2)]
     if to_count:
         m = min(len(to_count), slots)
         ranges = [to_count[i::m] for i in range(m)]
@@ -223,7 +231,9 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
         if path in cut:
             path_fmt, bounds = cut[path]
             before = 0
-            for start, end in zip(bounds, bounds[1:]):
+            for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
+                if path in bzip2:  # the lines before a block range are not counted
+                    before = i * readers.UNNUMBERED
                 tasks.append([(path, path_fmt, (start, end), before, None)])
                 before += newlines.get((path, start), 0)
         elif (members := members_of.get(path)) is not None:  # each member like a file of its own
@@ -233,7 +243,8 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
     if whole:
         n = max(-(-len(whole) // max(1, files_per_task)), min(len(whole), max(1, slots - len(tasks))))
         tasks.extend(whole[i * len(whole) // n:(i + 1) * len(whole) // n] for i in range(n))
-    stats = {"files": len(files), "split_files": len(cut), "ranges": sum(len(b) - 1 for _, b in cut.values()),
+    stats = {"files": len(files), "split_files": len(cut), "split_bzip2_files": len(bzip2.intersection(cut)),
+             "ranges": sum(len(b) - 1 for _, b in cut.values()),
              "range_bytes": piece, "tasks": len(tasks)}
     for kind in ("tar", "zip"):  # an archive's kind by its members: a zip's are opened by name
         listed = [m for m in members_of.values() if m is not None and (kind == "zip") == _is_zip_listing(m)]

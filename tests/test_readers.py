@@ -922,6 +922,58 @@ def test_a_broken_value_in_a_json_document_is_rejected_and_the_rest_read(tmp_pat
     assert 0 < len(of_kind(recs, "tweet")) < 4 and recs[-1][1]["reason"] == schema.TRUNCATED_FILE
 
 
+def _bz2_levels(data: bytes) -> bytes:
+    """bzip2 of ``data`` as pbzip2 and bzip2 -1 write it: two streams (level 1: 100 kB blocks, so
+    many blocks), the second starting mid-line."""
+    half = len(data) // 2
+    return bz2.compress(data[:half], 1) + bz2.compress(data[half:], 1)
+
+
+def test_bzip2_block_ranges_tile_the_file(tmp_path):
+    """A large .bz2 file is cut into byte ranges read on their own from the first block whose magic
+    lies in each: whatever the cuts (inside blocks, between streams, ranges with no block at all),
+    the ranges give every line once, in order; the first range's lines keep their numbers, the
+    others' are in order behind UNNUMBERED and their rejects carry none."""
+    data = (V1_SAMPLE.read_bytes() + V1_BAD.read_bytes()) * 12
+    path = tmp_path / "big.jsonl.bz2"
+    path.write_bytes(_bz2_levels(data))
+    assert readers.is_bzip2(str(path)) and not readers.is_bzip2(str(V1_SAMPLE))
+    size = path.stat().st_size
+    whole = [line for _, line in readers.open_lines(str(path))]
+    assert len(whole) == data.count(b"\n") and len(readers._bit_find(path.read_bytes(), readers._BZ2_BLOCK)) > 8
+    for k in (1, 2, 3, 7, 40):
+        bounds = [size * i // k for i in range(k + 1)]
+        got, numbers = [], []
+        for i, (start, end) in enumerate(zip(bounds, bounds[1:])):
+            numbered = list(readers.open_lines(str(path), (start, end), i * readers.UNNUMBERED))
+            got += [line for _, line in numbered]
+            numbers += [n for n, _ in numbered]
+        assert got == whole, k
+        assert numbers == sorted(numbers) and numbers[:5] == [1, 2, 3, 4, 5]
+    # records: as the whole file gives them, but for the rejects' line numbers after the first range
+    bounds = [0, size // 3, size * 2 // 3, size]
+    recs = [rec for i, (start, end) in enumerate(zip(bounds, bounds[1:]))
+            for _, rec in readers.read_numbered(str(path), "twitter-v1", None, (start, end), i * readers.UNNUMBERED)]
+    plain = records(path)
+    assert _without_lines(recs) == _without_lines(plain)
+    line_nos = [r["line_no"] for k, r in recs if k == "reject"]
+    assert line_nos[:3] == [r["line_no"] for k, r in plain if k == "reject"][:3] and None in line_nos
+
+
+def test_a_cut_bzip2_file_read_by_ranges_ends_in_a_truncated_file_reject(tmp_path):
+    data = _bz2_levels((V1_SAMPLE.read_bytes()) * 30)
+    path = tmp_path / "cut.jsonl.bz2"
+    path.write_bytes(data[: len(data) * 3 // 4])
+    size = path.stat().st_size
+    bounds = [0, size // 2, size]
+    recs = [rec for i, (start, end) in enumerate(zip(bounds, bounds[1:]))
+            for _, rec in readers.read_numbered(str(path), "twitter-v1", None, (start, end), i * readers.UNNUMBERED)]
+    assert recs[-1][1]["reason"] == schema.TRUNCATED_FILE and recs[-1][1]["line_no"] is None
+    assert [r for k, r in recs[:-1] if k == "reject"] == []
+    whole = records(path)
+    assert _without_lines(recs[:-1]) == _without_lines(whole[:-1]) and whole[-1][1]["reason"] == schema.TRUNCATED_FILE
+
+
 def test_ranges_and_tar_members_through_pyarrow_filesystems(monkeypatch, mixed_v1_file, tmp_path):
     """Behind a URI (hdfs://, s3://) files open through pyarrow.fs: seekable NativeFiles there. Read
     file:// URIs that way (as any other scheme would be) and get what the local path gives."""

@@ -192,7 +192,7 @@ def test_read_records_splits_large_plain_files(spark, tmp_path):
         doc.write_text(json.dumps(objs, indent=2))
         assert doc.stat().st_size > 3 * 32 * 1024
         assert plan_parse(spark, [str(doc)], "auto", 4) == ([[(str(doc), "auto", None, 0, None)]], {
-            "files": 1, "split_files": 0, "ranges": 0, "range_bytes": 32 * 1024, "tasks": 1,
+            "files": 1, "split_files": 0, "split_bzip2_files": 0, "ranges": 0, "range_bytes": 32 * 1024, "tasks": 1,
             "tar_files": 0, "tar_members": 0, "zip_files": 0, "zip_members": 0})
         n_split, split_rows = read(True)
         n_whole, whole_rows = read(False)
@@ -206,6 +206,43 @@ def test_read_records_splits_large_plain_files(spark, tmp_path):
     got = sorted((r["line_no"], r["reason"]) for r in split_rows if r["kind"] == "reject" and r["source_file"] == str(plain))
     assert got == sorted((copy * (n_sample + n_bad) + n_sample + n, reason)
                          for copy in range(3) for n, reason in V1_BAD_REJECTS)
+
+
+def test_read_records_cuts_a_large_bzip2_file_at_its_blocks(spark, tmp_path):
+    """A .bz2 file over the range size is parsed by several tasks, each from the first block in its
+    byte range: the same records as one task reading it whole, but for the line numbers after the
+    first range (rejects there carry none); the dedup of the scoring job keeps its order."""
+    from sentiment_core import readers
+    from sentiment_core.spark import SPLIT_FILES_CONF, plan_parse, read_records
+
+    data = (V1_SAMPLE.read_bytes() + V1_BAD.read_bytes()) * 8
+    path = tmp_path / "big.jsonl.bz2"
+    path.write_bytes(bz2.compress(data, 1))  # 100 kB blocks
+    cols = ["kind", "tweet_id", "reason", "raw", "text", "source_file", "created_at", "dt"]
+
+    def read(split: bool):
+        spark.conf.set(SPLIT_FILES_CONF, str(split).lower())
+        df = read_records(spark, [str(path)])
+        rows = df.select(*cols, "line_no").collect()
+        return df.rdd.getNumPartitions(), sorted((tuple(r[:-1]) for r in rows), key=lambda r: tuple(map(str, r))), rows
+
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+    spark.conf.set("spark.sql.files.openCostInBytes", "4k")
+    try:
+        tasks, stats = plan_parse(spark, [str(path)], "auto", 4)
+        assert stats["split_bzip2_files"] == 1 and stats["ranges"] == len(tasks) > 2
+        assert [t[0][3] for t in tasks] == [i * readers.UNNUMBERED for i in range(len(tasks))]
+        n_split, split_rows, raw_split = read(True)
+        n_whole, whole_rows, raw_whole = read(False)
+    finally:
+        for key in ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes", SPLIT_FILES_CONF):
+            spark.conf.unset(key)
+    assert (n_split, n_whole) == (len(tasks), 1)
+    assert split_rows == whole_rows and len(split_rows) > 200
+    # tweets keep the file's order in their order keys
+    order = [r["tweet_id"] for r in sorted(raw_split, key=lambda r: r["line_no"] or 0) if r["kind"] == "tweet"]
+    assert order == [r["tweet_id"] for r in sorted(raw_whole, key=lambda r: r["line_no"] or 0) if r["kind"] == "tweet"]
+    assert None in [r["line_no"] for r in raw_split if r["kind"] == "reject"]
 
 
 def test_read_records_reads_the_members_of_a_tar(spark, tmp_path):
