@@ -86,11 +86,32 @@ def detect_format(path: str) -> str:
     return "table"
 
 
+def parse_label_map(spec: str | None) -> tuple[tuple[str, str], ...]:
+    """``--label-map`` ("0=negative,1=neutral,2=positive") as (raw value, label word) pairs."""
+    if not spec:
+        return ()
+    pairs = []
+    for item in spec.split(","):
+        raw, sep, word = item.partition("=")
+        if not sep or word.strip().lower() not in ("negative", "neutral", "positive"):
+            raise ValueError(f"--label-map {spec!r}: expected VALUE=negative|neutral|positive, comma-separated "
+                             "(e.g. 0=negative,1=neutral,2=positive)")
+        pairs.append((raw.strip().lower(), word.strip().lower()))
+    return tuple(pairs)
+
+
+# numeric labels whose meaning depends on the dataset: 0/1/2 is negative/neutral/positive in tweet_eval
+# and most 3-class sets, but this reader's fixed values make 1 positive (binary) and 2 neutral (Sentiment140)
+_AMBIGUOUS_LABELS = {"1", "2"}
+
+
 def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, *,
                   text_col: str = "text", label_col: str = "label", id_col: str | None = None,
-                  chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+                  label_map: tuple[tuple[str, str], ...] = (), chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
     """Stream a labelled file as chunks of (id, text, label). Raises ValueError for a file that
-    is not in the named format at all (no row could be read); bad rows are counted in stats."""
+    is not in the named format at all (no row could be read); bad rows are counted in stats.
+    ``label_map`` (table format): raw label values -> negative / neutral / positive, before the
+    fixed values of LABEL_VALUES; a table whose labels include both 1 and 2 needs one."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file not found: {path}")
     stats = stats if stats is not None else ReadStats()
@@ -100,7 +121,7 @@ def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, 
     elif fmt == "semeval":
         gen = _read_semeval(path, stats, chunk_rows)
     elif fmt == "table":
-        gen = _read_table(path, stats, text_col, label_col, id_col, chunk_rows)
+        gen = _read_table(path, stats, text_col, label_col, id_col, chunk_rows, dict(label_map))
     else:
         raise ValueError(f"unknown data format {fmt!r}; use one of {FORMATS}")
     for chunk in gen:
@@ -212,7 +233,7 @@ def _read_semeval(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chun
 
 
 def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_col: str | None,
-                chunk_rows: int) -> Iterator[Chunk]:
+                chunk_rows: int, label_map: dict[str, str] | None = None) -> Iterator[Chunk]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -238,10 +259,21 @@ def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_c
         raise ValueError(f"{path}: column(s) {missing} not found (columns: {names}); "
                          "name them with --text-col/--label-col/--id-col")
     b = _Batcher(os.path.basename(path), chunk_rows)
+    seen: set[str] = set()
     for batch in batches:
         cols = batch.to_pydict()
         texts = cols[text_col]
         labels = cols[label_col]
+        if label_map:
+            labels = [label_map.get(str(v).strip().lower(), v) if v is not None else None for v in labels]
+        else:
+            seen.update(str(v).strip() for v in set(labels) if v is not None)
+            if _AMBIGUOUS_LABELS <= seen:
+                raise ValueError(
+                    f"{path}: labels {sorted(seen)[:6]} in column {label_col!r} are ambiguous: 0/1/2 means negative/"
+                    "neutral/positive in tweet_eval and most 3-class sets, while this reader takes 1 as positive "
+                    "(binary 0/1) and 2 as neutral (Sentiment140's 0/2/4). Say what they mean with --label-map, "
+                    "e.g. --label-map 0=negative,1=neutral,2=positive")
         ids = cols[id_col] if id_col else [None] * len(texts)
         for id_, text, label in zip(ids, texts, labels):
             stats.rows += 1

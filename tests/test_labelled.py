@@ -137,3 +137,29 @@ def test_prepare_drops_holdout_ids(tmp_path):
         kept_ids |= set(ids)
     assert kept_ids.isdisjoint(held_ids)
     assert len(kept_ids) == held["kept"]
+
+
+def test_labels_0_1_2_are_refused_as_ambiguous_unless_mapped(tmp_path):
+    """tweet_eval's sentiment labels are 0 negative, 1 neutral, 2 positive: read with the fixed
+    values (1 positive, 2 neutral) they would train a model on swapped labels without a word."""
+    from sentiment_core.labelled import parse_label_map
+    from training.train import parse_args
+
+    csv = tmp_path / "tweet_eval.csv"
+    csv.write_text("text,label\nawful day,0\njust a day,1\nlovely day,2\n")
+    with pytest.raises(ValueError, match="ambiguous.*--label-map 0=negative,1=neutral,2=positive"):
+        list(read_labelled(str(csv), "table"))
+    stats = ReadStats()
+    mapped = parse_label_map("0=negative, 1=Neutral ,2=positive")
+    got = [(t, y) for c in read_labelled(str(csv), "table", stats, label_map=mapped) for t, y in zip(c.texts, c.labels)]
+    assert got == [("awful day", 0), ("lovely day", 1)] and dict(stats.dropped) == {"neutral": 1}
+    for bad in ("0=bad", "0negative", "0=negative,1"):
+        with pytest.raises(ValueError, match="expected VALUE=negative"):
+            parse_label_map(bad)
+    with pytest.raises(ValueError, match="expected VALUE=negative"):
+        parse_args(["--data", str(csv), "--output-dir", str(tmp_path / "run"), "--label-map", "2=good"])
+    assert not (tmp_path / "run").exists()
+    # binary 0/1 and Sentiment140's 0/2/4 stay as they are
+    binary = tmp_path / "binary.csv"
+    binary.write_text("text,label\nawful day,0\nlovely day,1\n")
+    assert [c.labels for c in read_labelled(str(binary), "table")] == [[0, 1]]

@@ -40,6 +40,7 @@ class Source:
     text_col: str = "text"
     label_col: str = "label"
     id_col: str | None = None
+    label_map: tuple[tuple[str, str], ...] = ()  # table format: raw value -> negative|neutral|positive
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -68,7 +69,7 @@ def prepare(sources: Sequence[Source], out_dir: Path, seed: int, max_rows: int |
         for src in sources:
             stats = ReadStats()
             for chunk in read_labelled(src.path, src.fmt, stats, text_col=src.text_col,
-                                       label_col=src.label_col, id_col=src.id_col):
+                                       label_col=src.label_col, id_col=src.id_col, label_map=src.label_map):
                 w.write_table(pa.table({
                     "id": chunk.ids, "text": chunk.texts, "label": pa.array(chunk.labels, pa.int8()),
                     "source": [chunk.source] * len(chunk.ids),

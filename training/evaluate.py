@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sentiment_core.artifact import ArtifactError, load_metadata
-from sentiment_core.labelled import FORMATS, ReadStats, read_labelled
+from sentiment_core.labelled import FORMATS, ReadStats, parse_label_map, read_labelled
 from sentiment_core.metrics import binary_metrics
 
 log = logging.getLogger("training.evaluate")
@@ -33,7 +33,7 @@ def load_examples(args, meta) -> tuple[list[str], np.ndarray, dict]:
         stats = ReadStats()
         texts, labels = [], []
         for c in read_labelled(args.data, args.format, stats, text_col=args.text_col,
-                               label_col=args.label_col, id_col=args.id_col):
+                               label_col=args.label_col, id_col=args.id_col, label_map=parse_label_map(args.label_map)):
             texts += c.texts
             labels += c.labels
         return texts, np.array(labels, dtype=np.float32), {"read": stats.as_dict()}
@@ -41,7 +41,8 @@ def load_examples(args, meta) -> tuple[list[str], np.ndarray, dict]:
 
     split_cfg = meta.get("split", {})
     with tempfile.TemporaryDirectory() as tmp:
-        summary = prepare([Source(args.data, args.format, args.text_col, args.label_col, args.id_col)],
+        summary = prepare([Source(args.data, args.format, args.text_col, args.label_col, args.id_col,
+                                  parse_label_map(args.label_map))],
                           Path(tmp) / "data", int(split_cfg.get("seed", 42)), split_cfg.get("max_rows"))
         _, texts, labels = read_split(Path(tmp) / "data", args.split)
     got = summary["splits"][args.split]["fingerprint"]
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--text-col", default="text")
     p.add_argument("--label-col", default="label")
     p.add_argument("--id-col", default=None)
+    p.add_argument("--label-map", default=None, help="table format: e.g. 0=negative,1=neutral,2=positive")
     p.add_argument("--split", default="all", choices=("all", "train", "validation", "test"),
                    help="evaluate one split of the artifact's training split of this file")
     p.add_argument("--threshold", type=float, default=None, help="override the artifact's threshold")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment_core.labelled import FORMATS
+from sentiment_core.labelled import FORMATS, parse_label_map
 from sentiment_core.text import DEFAULT_NORMALIZER, NORMALIZERS
 
 log = logging.getLogger("training.train")
@@ -40,6 +40,9 @@ class TrainConfig:
     text_col: str = field(default="text", metadata={"help": "text column (table format)"})
     label_col: str = field(default="label", metadata={"help": "label column (table format)"})
     id_col: str | None = field(default=None, metadata={"help": "id column (table format; default: hash of text)"})
+    label_map: str | None = field(default=None, metadata={
+        "help": "table format: what the label values mean, e.g. 0=negative,1=neutral,2=positive (tweet_eval); "
+                "needed where the labels include both 1 and 2"})
     base_model: str = field(default="all-MiniLM-L6-v2", metadata={"help": "BERT checkpoint dir or hub id"})
     pooling: str = field(default="mean", metadata={"help": "pooled|cls|mean sentence vector for the head"})
     dropout: float = field(default=0.1, metadata={"help": "dropout before the head"})
@@ -75,6 +78,7 @@ class TrainConfig:
             raise ValueError(f"--pooling must be one of {POOLINGS}")
         if self.normalization not in NORMALIZERS:
             raise ValueError(f"--normalization must be one of {sorted(NORMALIZERS)}")
+        parse_label_map(self.label_map)  # a malformed map: one clear line before anything is written
         for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
@@ -94,6 +98,8 @@ class TrainConfig:
             d.pop(k)
         if not d["ema_decay"]:  # off: the key of runs started before the option existed
             d.pop("ema_decay")
+        if not d["label_map"]:  # likewise
+            d.pop("label_map")
         return d
 
 
@@ -170,7 +176,7 @@ def prepare_data(run: Run) -> dict:
     if summary_file.exists():
         return json.loads(summary_file.read_text())
     c = run.cfg
-    sources = [Source(p, c.format, c.text_col, c.label_col, c.id_col) for p in c.data]
+    sources = [Source(p, c.format, c.text_col, c.label_col, c.id_col, parse_label_map(c.label_map)) for p in c.data]
     tmp = run.dir / "data.tmp"
     summary = prepare(sources, tmp, c.seed, c.max_rows, holdout=[Source(p, "auto") for p in c.holdout])
     if run.data_dir.exists():
