@@ -330,9 +330,18 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     by_header: dict[tuple[str, str], list[str]] = {}
     for path, key in tables.items():
         by_header.setdefault(key, []).append(path)
-    for (sep, _header), group in by_header.items():  # Spark takes one header for all files of a read
-        df = (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-              .option("sep", sep).option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv(group))
+    for (sep, header), group in by_header.items():  # Spark takes one header for all files of a read
+        import csv
+
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        # every column a string, and one more: Spark drops the fields of a row beyond its schema's
+        # without a word, so a row with more fields than the header (an unquoted comma in a text)
+        # fills TABLE_EXTRA and becomes a bad_field_count reject instead of a tweet with a cut text
+        names = next(csv.reader([header], delimiter=sep)) + [TABLE_EXTRA]
+        df = (spark.read.schema(StructType([StructField(n, StringType()) for n in names]))
+              .option("header", True).option("multiLine", True).option("escape", '"').option("sep", sep)
+              .option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv(group))
         frames.append(map_table(df, columns or {}, "csv"))
     if not frames:
         raise ValueError(f"no input files found under {list(paths)}")
@@ -353,6 +362,9 @@ TABLE_COLUMNS = {
     "lang": ("lang", "language"),
     "retweet": ("is_retweet",),
 }
+
+
+TABLE_EXTRA = "_fields_beyond_the_header"
 
 
 def _table_column(df, name: str):
@@ -407,7 +419,9 @@ def map_table(df, columns: dict, what: str = "parquet"):
     tid = _table_column(df, cols["id"]).cast("string")
     ts = _table_timestamp(df, cols["time"])
     text = _table_column(df, cols["text"]).cast("string")
-    reason = (F.when(tid.isNull() | (F.trim(tid) == ""), F.lit(schema.MISSING_ID))
+    extra = F.col(f"`{TABLE_EXTRA}`").isNotNull() if TABLE_EXTRA in df.columns else F.lit(False)
+    reason = (F.when(extra, F.lit(schema.BAD_FIELD_COUNT))
+              .when(tid.isNull() | (F.trim(tid) == ""), F.lit(schema.MISSING_ID))
               .when(ts.isNull(), F.lit(schema.BAD_TIMESTAMP))
               .when(text.isNull() | (F.trim(text) == ""), F.lit(schema.EMPTY_TEXT)))
     raw = F.substring(F.to_json(F.struct(*[_table_column(df, c) for c in df.columns])), 1, schema.MAX_RAW_CHARS)

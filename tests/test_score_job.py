@@ -774,7 +774,8 @@ def test_csv_tweet_tables_with_a_header_are_read_by_their_column_names(spark, ti
         "1364000000000000002,2,2021-02-23T23:30:00.000Z,this is awful,bob,en\n"
         "1364000000000000003,3,2021-02-23T03:00:00.000Z,,cid,en\n"  # -> empty_text
         "1364000000000000004,4,yesterday,some text,dee,en\n"  # -> bad_timestamp
-        ",5,2021-02-23T05:00:00.000Z,no id,eve,en\n")  # -> missing_id
+        ",5,2021-02-23T05:00:00.000Z,no id,eve,en\n"  # -> missing_id
+        "1364000000000000006,6,2021-02-23T06:00:00.000Z,oops, an unquoted comma,gil,en\n")  # -> bad_field_count
     (tmp_path / "in" / "more.tsv.gz").write_bytes(gzip.compress(
         b"tweet_id\tcreated_at\ttext\tuser\n1364000000000000009\tWed Feb 24 09:00:00 +0000 2021\tlove it\tfay\n"))
     shutil.copy(FIXTURES / "sentiment140_300.csv", tmp_path / "in" / "s140.csv")
@@ -782,8 +783,8 @@ def test_csv_tweet_tables_with_a_header_are_read_by_their_column_names(spark, ti
     summary = job.run(job.parse_args(["--input", str(tmp_path / "in"), "--model", str(tiny_artifact),
                                       "--output", str(out), "--include-text"]), spark=spark)
     assert summary["reconciled"] is True
-    s140 = summary["records_read"] - 6
-    assert summary["rejected_by_reason"] == {"empty_text": 1, "bad_timestamp": 1, "missing_id": 1}
+    s140 = summary["records_read"] - 7
+    assert summary["rejected_by_reason"] == {"empty_text": 1, "bad_timestamp": 1, "missing_id": 1, "bad_field_count": 1}
     scores = read_table(spark, out / "scores").set_index("tweet_id")
     got = scores.loc[["1364000000000000001", "1364000000000000002", "1364000000000000009"]]
     assert got["text"].tolist() == ['good, "great" day\nwith a second line', "this is awful", "love it"]
