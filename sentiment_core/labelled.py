@@ -64,7 +64,14 @@ class ReadStats:
 
 def _open(path: str):
     """The file's bytes, decompressed; a zip or tar archive is refused with its members named."""
-    members = readers.archive_members(path)
+    import tarfile
+    import zipfile
+
+    try:
+        members = readers.archive_members(path)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise ValueError(f"{path} looks like a zip or tar archive but cannot be read ({exc}); extract the file "
+                         "to read and pass it with --data") from exc
     if members is not None:
         names = ", ".join(m[0] for m in members[:5]) + (", ..." if len(members) > 5 else "")
         raise ValueError(f"{path} is an archive of {len(members)} file(s) ({names}): extract it and pass the "

@@ -285,10 +285,11 @@ def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -
     """The CSV/TSV tweet tables among ``files`` (by name, ``*.csv`` / ``*.tsv``, optionally ``.gz``
     / ``.bz2``, and a header line that no archive reader recognises), each with (separator, header)
     for Spark's CSV source. ``required`` (``--format csv``): every file must be one."""
-    named = [p for p in files if p not in skip and p.lower().endswith(_CSV_SUFFIXES)]
-    if required and len(named) != len([p for p in files if p not in skip]):
-        odd = [p for p in files if p not in skip and p not in set(named)][:3]
-        raise ValueError(f"--format csv reads *.csv / *.tsv files (optionally .gz or .bz2): not {odd}")
+    candidates = [p for p in files if p not in skip]
+    named = [p for p in candidates if p.lower().endswith(_CSV_SUFFIXES)]
+    odd = [p for p in candidates if not p.lower().endswith(_CSV_SUFFIXES)]
+    if required and odd:
+        raise ValueError(f"--format csv reads *.csv / *.tsv files (optionally .gz or .bz2): not {odd[:3]}")
     with ThreadPoolExecutor(16) as pool:  # behind a URI each is a request
         headers = dict(zip(named, pool.map(_table_header, named)))
     out = {}
@@ -330,11 +331,11 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     by_header: dict[tuple[str, str], list[str]] = {}
     for path, key in tables.items():
         by_header.setdefault(key, []).append(path)
-    for (sep, header), group in by_header.items():  # Spark takes one header for all files of a read
+    if by_header:
         import csv
 
         from pyspark.sql.types import StringType, StructField, StructType
-
+    for (sep, header), group in by_header.items():  # Spark takes one header for all files of a read
         # every column a string, and one more: Spark drops the fields of a row beyond its schema's
         # without a word, so a row with more fields than the header (an unquoted comma in a text)
         # fills TABLE_EXTRA and becomes a bad_field_count reject instead of a tweet with a cut text
@@ -362,8 +363,7 @@ TABLE_COLUMNS = {
     "lang": ("lang", "language"),
     "retweet": ("is_retweet",),
 }
-
-
+# the column a CSV table is read with beyond its header's: only a row with more fields fills it
 TABLE_EXTRA = "_fields_beyond_the_header"
 
 

@@ -72,6 +72,10 @@ def test_a_zip_is_refused_with_its_members_named(tmp_path):
         z.writestr("testdata.manual.2009.06.14.csv", S140_BYTES)
     with pytest.raises(ValueError, match="archive of 2 file.*training.1600000.processed.noemoticon.csv.*extract it"):
         list(read_labelled(str(path)))
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="cannot be read.*extract the file"):
+        list(read_labelled(str(damaged)))
 
 
 def test_table_csv_and_parquet(tmp_path):
