@@ -452,13 +452,19 @@ def detect_format(path: str, first_line: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 class _Wrapped(io.RawIOBase):
-    """A readable raw stream over another stream, which it closes."""
+    """A readable raw stream over another stream, which it closes (and reads from as it is)."""
 
     def __init__(self, stream):
         self._stream = stream
 
     def readable(self) -> bool:
         return True
+
+    def readinto(self, buf) -> int:
+        data = self._stream.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
 
     def close(self) -> None:
         try:
@@ -480,10 +486,7 @@ class _Prefixed(_Wrapped):
             buf[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        data = self._stream.read(len(buf))
-        n = len(data)
-        buf[:n] = data
-        return n
+        return super().readinto(buf)
 
 
 class _Closing(_Wrapped):
@@ -492,12 +495,6 @@ class _Closing(_Wrapped):
     def __init__(self, stream, *others):
         super().__init__(stream)
         self._others = others
-
-    def readinto(self, buf) -> int:
-        data = self._stream.read(len(buf))
-        n = len(data)
-        buf[:n] = data
-        return n
 
     def close(self) -> None:
         try:
@@ -613,18 +610,27 @@ def _tar_magic(head: bytes) -> bool:
     return head[257:262] == b"ustar"
 
 
+_KINDS = ((_GZIP, "gzip"), (_BZIP2, "bzip2"), (_XZ, "xz"), (_ZSTD, "zstd")) + tuple((z, "zip") for z in _ZIP)
+
+
+def file_kind(path: str) -> str | None:
+    """What a file's first bytes say it is, from one read: "gzip", "bzip2", "xz", "zstd", "zip",
+    "tar" (uncompressed), or None (plain lines, as far as the magic bytes go)."""
+    with _open_raw(path) as raw:
+        head = raw.read(262)
+    kind = next((k for magic, k in _KINDS if head.startswith(magic)), None)
+    return kind or ("tar" if _tar_magic(head) else None)
+
+
 def is_bzip2(path: str) -> bool:
     """A bzip2 file (by its magic bytes): one that can be read by block ranges (:func:`open_lines`)."""
-    with _open_raw(path) as raw:
-        return raw.read(3) == _BZIP2
+    return file_kind(path) == "bzip2"
 
 
 def is_compressed(path: str) -> bool:
     """Whether the file is compressed (gzip, bzip2, xz or zstd, by its magic bytes, as the readers
     decide) or a zip archive: either way a byte range of it is not a range of its lines."""
-    with _open_raw(path) as raw:
-        magic = raw.read(_MAGIC_BYTES)
-        return _compressed_magic(magic) or magic.startswith(_ZIP)
+    return file_kind(path) not in (None, "tar")
 
 
 class _Slice(_Wrapped):
@@ -664,8 +670,7 @@ ZIP_MEMBER = -1  # the offset of a zip member in a member tuple: it is opened by
 
 def is_plain_tar(path: str) -> bool:
     """An uncompressed tar archive (its members can be read where they lie)."""
-    with _open_raw(path) as raw:
-        return _tar_magic(raw.read(262))
+    return file_kind(path) == "tar"
 
 
 def _visible(name: str) -> bool:
@@ -684,8 +689,7 @@ def tar_members(path: str) -> list[tuple[str, int, int]]:
 
 def is_zip(path: str) -> bool:
     """A zip archive (by its first bytes), such as the Sentiment140 download or a Kaggle dataset."""
-    with _open_raw(path) as raw:
-        return raw.read(4).startswith(_ZIP)
+    return file_kind(path) == "zip"
 
 
 def zip_members(path: str) -> list[tuple[str, int, int]]:
@@ -702,11 +706,8 @@ def zip_members(path: str) -> list[tuple[str, int, int]]:
 def archive_members(path: str) -> list[tuple[str, int, int]] | None:
     """The members of a plain tar (:func:`tar_members`) or a zip (:func:`zip_members`) archive,
     each read as a file of its own; None for any other file."""
-    if is_plain_tar(path):
-        return tar_members(path)
-    if is_zip(path):
-        return zip_members(path)
-    return None
+    kind = file_kind(path)
+    return tar_members(path) if kind == "tar" else zip_members(path) if kind == "zip" else None
 
 
 def _decompressed(raw, magic: bytes):
@@ -1121,16 +1122,12 @@ def _document_values(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, st
             continue
         try:
             _, end = _DECODER.raw_decode(buf, pos)
-        except json.JSONDecodeError as exc:
-            cut_off = exc.pos >= len(buf) - 8 or exc.msg.startswith("Unterminated string")
+        except (json.JSONDecodeError, RecursionError) as exc:
+            cut_off = isinstance(exc, json.JSONDecodeError) and (
+                exc.pos >= len(buf) - 8 or exc.msg.startswith("Unterminated string"))
             if cut_off and more and len(buf) - pos < _DOC_MAX_VALUE:
                 fill()  # the value goes on in lines not read yet
                 continue
-            end = end_of_broken(pos)
-            yield line_at(pos), buf[pos:end]
-            pos = end
-            continue
-        except RecursionError:
             end = end_of_broken(pos)
             yield line_at(pos), buf[pos:end]
             pos = end
@@ -1164,25 +1161,25 @@ def _lines_or_values(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, st
     return _document_values(rest) if _opens_json_document(first[1]) else rest
 
 
-def detect_file_format(path: str) -> str | None:
-    """The format :func:`read_file` with ``fmt="auto"`` gives ``path``; None when its first
-    lines do not tell (or it cannot be read)."""
-    lines = _decoded_lines(path, {"last_line": 0, "error": None})
-    try:
-        return _detect(_lines_or_values(lines))[0]
-    finally:
-        lines.close()
-
-
-def is_json_document(path: str) -> bool:
-    """The file is a JSON document (an array, pretty-printed objects), not lines of records: it
-    cannot be cut into byte ranges of records."""
+def sniff(path: str) -> tuple[str | None, bool, str | None]:
+    """From one read of a file's beginning: its first non-blank line (decoded), whether that line
+    opens a JSON document (an array, pretty-printed objects: not lines of records, so never cut into
+    byte ranges), and the format :func:`read_file` with ``fmt="auto"`` gives it. (None, False, None)
+    for a file that is empty, cannot be read, or is an archive read as one file."""
     lines = _decoded_lines(path, {"last_line": 0, "error": None})
     try:
         first = next(lines, None)
-        return first is not None and _opens_json_document(first[1])
+        if first is None:
+            return None, False, None
+        return first[1], _opens_json_document(first[1]), _detect(_lines_or_values(itertools.chain([first], lines)))[0]
     finally:
         lines.close()
+
+
+def detect_file_format(path: str) -> str | None:
+    """The format :func:`read_file` with ``fmt="auto"`` gives ``path``; None when its first
+    lines do not tell (or it cannot be read)."""
+    return sniff(path)[2]
 
 
 def read_file(path: str, fmt: str = "auto", source_file: str | None = None,

@@ -204,15 +204,17 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
         try:
             if size <= piece * 1.1:
                 continue
-            if readers.is_bzip2(path):
-                bzip2.add(path)
-            elif readers.is_compressed(path):
-                continue
+            kind = readers.file_kind(path)
         except OSError:  # gone or unreadable: its parse task turns it into an unreadable_file reject
             continue
-        if readers.is_json_document(path):  # an array or pretty-printed JSON: read whole
+        if kind == "bzip2":
+            bzip2.add(path)
+        elif kind is not None:  # other compressions and archives: read whole
             continue
-        path_fmt = fmt if fmt != "auto" else readers.detect_file_format(path)
+        _, document, detected = readers.sniff(path)
+        if document:  # an array or pretty-printed JSON: read whole
+            continue
+        path_fmt = fmt if fmt != "auto" else detected
         if path_fmt is None:  # read whole: read_file rejects every line of it, as unknown_record
             continue
         k = -(-size // piece)
@@ -270,15 +272,8 @@ _CSV_SUFFIXES = tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in ("", ".g
 def _table_header(path: str) -> str | None:
     """The header line of a CSV/TSV tweet table, or None for a file that is not one (Sentiment140's
     CSV, which has no header, any archive format, an empty or unreadable file)."""
-    if readers.detect_file_format(path) is not None:
-        return None
-    try:
-        for _, raw in readers.open_lines(path):
-            if raw.strip():
-                return raw.decode("utf-8", "replace").lstrip("\ufeff")
-    except (OSError, EOFError, ValueError):
-        return None
-    return None
+    first, _, fmt = readers.sniff(path)
+    return first if fmt is None else None
 
 
 def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -> dict[str, tuple[str, str]]:

@@ -859,7 +859,7 @@ def test_a_json_array_of_tweets_reads_as_json_lines_do(tmp_path, indent):
         doc.write_text(json.dumps(objs, indent=indent))
         assert _without_lines(records(doc)) == _without_lines(records(lines)) and objs
         assert readers.detect_file_format(str(doc)) == readers.detect_file_format(str(lines))
-        assert readers.is_json_document(str(doc)) and not readers.is_json_document(str(lines))
+        assert readers.sniff(str(doc))[1] and not readers.sniff(str(lines))[1]
 
 
 def _loads_or_none(line):

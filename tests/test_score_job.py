@@ -245,6 +245,16 @@ def test_read_records_cuts_a_large_bzip2_file_at_its_blocks(spark, tmp_path):
     assert None in [r["line_no"] for r in raw_split if r["kind"] == "reject"]
 
 
+def _member_rows(spark, paths, strip: str) -> list[tuple]:
+    """read_records' rows of ``paths``, sorted, with ``strip`` taken out of their source_file: an
+    archive's "<archive>!/" or an extracted directory's "<dir>/", to compare the two."""
+    from sentiment_core.spark import read_records
+
+    cols = ["kind", "tweet_id", "line_no", "reason", "raw", "text", "created_at", "source_file"]
+    got = read_records(spark, [str(p) for p in paths]).select(*cols).collect()
+    return sorted((tuple(r[:-1]) + (r["source_file"].replace(strip, ""),) for r in got), key=str)
+
+
 def test_read_records_reads_the_members_of_a_tar(spark, tmp_path):
     """A day of the Internet Archive grab as it is downloaded, a tar of minute files, gives the
     records of its members, each a file of its own ("<tar>!/<member>"), as the extracted directory
@@ -264,14 +274,8 @@ def test_read_records_reads_the_members_of_a_tar(spark, tmp_path):
     with tarfile.open(tar_path, "w") as tar:
         tar.add(day / "2021", arcname="2021")  # directory entries, then the files
         tar.addfile(tarfile.TarInfo("2021/01/01/07/._29.json.bz2"), None)  # hidden: skipped
-    cols = ["kind", "tweet_id", "line_no", "reason", "raw", "text", "created_at", "source_file"]
-
-    def rows(paths, strip):
-        got = read_records(spark, [str(p) for p in paths]).select(*cols).collect()
-        return sorted((tuple(r[:-1]) + (r["source_file"].replace(strip, ""),) for r in got), key=str)
-
-    from_tar = rows([tar_path], f"{tar_path}!/")
-    assert from_tar == rows([day], f"{day}/")
+    from_tar = _member_rows(spark, [tar_path], f"{tar_path}!/")
+    assert from_tar == _member_rows(spark, [day], f"{day}/")
     assert {r[-1] for r in from_tar} == {"2021/01/01/07/29.json.bz2", "2021/01/01/07/30.jsonl"}
     counts = job.count_records(read_records(spark, [str(tar_path)]), ())
     assert counts["files_with_records"] == 1 and counts["rejected"] == len(V1_BAD_REJECTS)
@@ -290,7 +294,7 @@ def test_read_records_reads_zip_members_and_xz_and_zstd_files(spark, tmp_path):
 
     import zstandard
 
-    from sentiment_core.spark import plan_parse, read_records
+    from sentiment_core.spark import plan_parse
 
     unzipped = tmp_path / "unzipped"
     (unzipped / "minutes").mkdir(parents=True)
@@ -301,14 +305,8 @@ def test_read_records_reads_zip_members_and_xz_and_zstd_files(spark, tmp_path):
         for f in sorted(unzipped.rglob("*.*")):
             z.write(f, f.relative_to(unzipped).as_posix())
         z.writestr("__MACOSX/._bad.jsonl", b"\x00\x05\x16\x07")  # hidden: skipped
-    cols = ["kind", "tweet_id", "line_no", "reason", "raw", "text", "created_at", "source_file"]
-
-    def rows(paths, strip):
-        got = read_records(spark, [str(p) for p in paths]).select(*cols).collect()
-        return sorted((tuple(r[:-1]) + (r["source_file"].replace(strip, ""),) for r in got), key=str)
-
-    from_zip = rows([zip_path], f"{zip_path}!/")
-    assert from_zip == rows([unzipped], f"{unzipped}/")
+    from_zip = _member_rows(spark, [zip_path], f"{zip_path}!/")
+    assert from_zip == _member_rows(spark, [unzipped], f"{unzipped}/")
     assert {r[-1] for r in from_zip} == {"minutes/29.json.bz2", "bad.jsonl"}
     tasks, stats = plan_parse(spark, [str(zip_path)], "auto", 1)
     assert (stats["zip_files"], stats["zip_members"], stats["tar_files"], stats["tasks"]) == (1, 2, 0, 2)
@@ -316,8 +314,8 @@ def test_read_records_reads_zip_members_and_xz_and_zstd_files(spark, tmp_path):
     xz, zst = tmp_path / "m.jsonl.xz", tmp_path / "m.jsonl.zst"
     xz.write_bytes(lzma.compress(V1_SAMPLE.read_bytes()))
     zst.write_bytes(zstandard.ZstdCompressor().compress(V1_SAMPLE.read_bytes()))
-    plain = rows([V1_SAMPLE], str(V1_SAMPLE))
-    assert rows([xz], str(xz)) == plain and rows([zst], str(zst)) == plain and len(plain) > 20
+    plain = _member_rows(spark, [V1_SAMPLE], str(V1_SAMPLE))
+    assert _member_rows(spark, [xz], str(xz)) == plain and _member_rows(spark, [zst], str(zst)) == plain and len(plain) > 20
 
 
 # ---------------------------------------------------------------------------------------------
