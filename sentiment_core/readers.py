@@ -19,7 +19,8 @@ Formats (``FORMATS``):
 
 A file may also be one JSON document instead of JSON Lines: an array of tweets (on one line or
 pretty-printed) or pretty-printed objects one after another (a saved API response); each value
-then counts as a line does (:func:`_document_values`).
+then counts as a line does (:func:`_document_values`). A line is read in pieces of at most a few
+MB (:func:`_iter_split`), so a document that is one long line streams too.
 
 Files may be plain, gzip, bzip2, xz or zstd (recognised by magic bytes, whatever the extension;
 zstd frames with windows up to 2 GB, as ``zstd --long=31`` writes them), local or behind a URI
@@ -762,23 +763,59 @@ def _open_decompressed(path: str, member: tuple[str, int, int] | None = None):
         raise
 
 
-def _iter_split(stream) -> Iterator[tuple[int, bytes]]:
+class _Piece(bytes):
+    """A piece of a line longer than :data:`_PIECE` that is not its last: :func:`_iter_split` gives
+    such a line as several items with the same line number, so that a file that is one long line (a
+    JSON array dumped without newlines) streams instead of being held whole."""
+
+
+_PIECE = 4 << 20  # bytes of a line held before a piece of it is given
+
+
+def _utf8_cut(data: bytes) -> int:
+    """Where a piece of ``data`` ends so that it cuts no UTF-8 sequence: before the lead byte of a
+    sequence that runs past the end, else at the end."""
+    i = len(data) - 1
+    while i > 0 and len(data) - i < 4 and (data[i] & 0xC0) == 0x80:  # back to the lead byte
+        i -= 1
+    lead = data[i]
+    need = 4 if lead >= 0xF0 else 3 if lead >= 0xE0 else 2 if lead >= 0xC0 else 1
+    return i if i + need > len(data) else len(data)
+
+
+def _iter_split(stream, pieces: bool = False) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes without the line end) of each line of a stream. ``pieces``: a line
+    longer than _PIECE comes as _Piece items and then its rest, all with its number; without, whole.
+    Each chunk read is split once, so a long line costs its length, not its length squared."""
     read = getattr(stream, "read1", None) or stream.read
-    pending = b""
+    parts: list[bytes] = []  # the line not ended yet
+    held = 0
     line_no = 0
     while True:
         chunk = read(_CHUNK)
         if not chunk:
             break
-        pending += chunk
-        lines = pending.split(b"\n")
-        pending = lines.pop()
+        lines = chunk.split(b"\n")
+        if len(lines) == 1:
+            parts.append(chunk)
+            held += len(chunk)
+            if pieces and held >= _PIECE:
+                data = b"".join(parts)
+                cut = _utf8_cut(data)
+                yield line_no + 1, _Piece(data[:cut])
+                parts, held = [data[cut:]], len(data) - cut
+            continue
+        if parts:
+            parts.append(lines[0])
+            lines[0] = b"".join(parts)
+        tail = lines.pop()
+        parts, held = [tail], len(tail)
         for line in lines:
             line_no += 1
             yield line_no, line[:-1] if line.endswith(b"\r") else line
-    if pending:
-        line_no += 1
-        yield line_no, pending[:-1] if pending.endswith(b"\r") else pending
+    rest = b"".join(parts)
+    if rest:
+        yield line_no + 1, rest[:-1] if rest.endswith(b"\r") else rest
 
 
 def _iter_range(stream, start: int, end: int, newlines_before: int) -> Iterator[tuple[int, bytes]]:
@@ -935,7 +972,8 @@ UNNUMBERED = 1 << 32
 
 
 def open_lines(path: str, byte_range: tuple[int, int] | None = None,
-               newlines_before: int = 0, member: tuple[str, int, int] | None = None) -> Iterator[tuple[int, bytes]]:
+               newlines_before: int = 0, member: tuple[str, int, int] | None = None,
+               pieces: bool = False) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw bytes without the line end) for every line of a file.
 
     Plain, gzip, bzip2, xz or zstd (by magic bytes); a local path, a ``file://`` URI or any URI that
@@ -953,11 +991,14 @@ def open_lines(path: str, byte_range: tuple[int, int] | None = None,
 
     ``member=(name, offset, size)``: the lines of that member of a tar or zip archive
     (:func:`archive_members`).
+
+    ``pieces`` (a whole file): a line longer than 4 MB comes in pieces with its number, all but the
+    last of them :class:`_Piece`; see :func:`_iter_split`.
     """
     if byte_range is None:
         stream = _open_decompressed(path, member)
         with stream:
-            yield from _iter_split(stream)
+            yield from _iter_split(stream, pieces)
         return
     start, end = byte_range
     with _open_raw(path, seekable=True) as raw:
@@ -1017,17 +1058,24 @@ def _archive_kind(first_line: bytes) -> str | None:
 
 def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int = 0,
                    member=None) -> Iterator[tuple[int, str]]:
-    """Non-blank decoded lines; on a read error records it in ``state`` and stops."""
+    """Non-blank decoded lines; on a read error records it in ``state`` and stops. Of a whole file,
+    a line longer than 4 MB comes in pieces with its number (:func:`_iter_split`): items with the
+    same number are one line."""
+    whole = True  # the item before ended its line: the next one starts a line
     try:
-        for line_no, raw in open_lines(path, byte_range, newlines_before, member):
-            state["last_line"] = line_no
-            if line_no == 1 and (kind := _archive_kind(raw)) is not None:  # not lines of text
+        for line_no, raw in open_lines(path, byte_range, newlines_before, member, pieces=byte_range is None):
+            starts = whole
+            whole = type(raw) is not _Piece
+            state["in_line"] = not whole  # a read error now leaves this line unfinished
+            if whole:
+                state["last_line"] = line_no
+            if line_no == 1 and starts and (kind := _archive_kind(raw)) is not None:  # not lines of text
                 state["archive"] = kind
                 return
             text, _had_invalid = s140.decode(raw)
-            if line_no == 1:
+            if line_no == 1 and starts:
                 text = text.lstrip("\ufeff")
-            if text.strip():
+            if not (starts and whole) or text.strip():  # a blank line is no record; a piece is kept
                 yield line_no, text
     except _STREAM_ERRORS as exc:
         state["error"] = exc
@@ -1058,23 +1106,27 @@ def _document_values(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, st
     starts: list[int] = []  # offset in buf of each line in it
     numbers: list[int] = []  # and its line number
     more, in_array = True, False
+    last_no = None  # the number of the line read last: an item with it again is the rest of it
 
     def fill(trim: bool = True) -> None:
-        nonlocal buf, pos, more
-        if trim and pos > (len(buf) >> 1):  # drop what is consumed
+        nonlocal buf, pos, more, last_no
+        if trim and pos > (len(buf) >> 1):  # drop what is consumed, to mid-line: a file may be one line
             cut = bisect.bisect_right(starts, pos) - 1
-            base = starts[cut]
             del starts[:cut], numbers[:cut]
-            buf, pos = buf[base:], pos - base
-            starts[:] = [o - base for o in starts]
+            starts[:] = [o - pos for o in starts]  # the first may start before the buffer now
+            buf, pos = buf[pos:], 0
         added = []
         size = 0
         for line_no, text in it:
-            starts.append(len(buf) + size)
-            numbers.append(line_no)
+            if line_no != last_no:  # a new line, after the line end of the one before
+                if buf or added:
+                    added.append("\n")
+                    size += 1
+                starts.append(len(buf) + size)
+                numbers.append(line_no)
+                last_no = line_no
             added.append(text)
-            added.append("\n")
-            size += len(text) + 1
+            size += len(text)
             if size >= _DOC_STEP:
                 break
         else:
@@ -1152,13 +1204,29 @@ def _detect(lines: Iterator[tuple[int, str]]) -> tuple[str | None, list[tuple[in
     return None, buffered
 
 
-def _lines_or_values(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    """A file's lines, or the values of the JSON document it is (:func:`_document_values`)."""
+def _whole_lines(items: Iterator[tuple[int, str]], state: dict) -> Iterator[tuple[int, str]]:
+    """Lines given in pieces (items with the same number) joined again; the pieces of a line that a
+    read error cut off (``state``, :func:`_decoded_lines`) are left to its truncated_file reject,
+    as a line cut off whole is."""
+    number, parts = None, []
+    for line_no, text in items:
+        if line_no != number and parts:
+            yield number, parts[0] if len(parts) == 1 else "".join(parts)
+            parts = []
+        number = line_no
+        parts.append(text)
+    if parts and not state.get("in_line"):
+        yield number, parts[0] if len(parts) == 1 else "".join(parts)
+
+
+def _lines_or_values(lines: Iterator[tuple[int, str]], state: dict) -> Iterator[tuple[int, str]]:
+    """A file's lines, or the values of the JSON document it is (:func:`_document_values`), which
+    streams even when the document is one line (it is read in pieces)."""
     first = next(lines, None)
     if first is None:
         return iter(())
     rest = itertools.chain([first], lines)
-    return _document_values(rest) if _opens_json_document(first[1]) else rest
+    return _document_values(rest) if _opens_json_document(first[1]) else _whole_lines(rest, state)
 
 
 def sniff(path: str) -> tuple[str | None, bool, str | None]:
@@ -1166,12 +1234,13 @@ def sniff(path: str) -> tuple[str | None, bool, str | None]:
     opens a JSON document (an array, pretty-printed objects: not lines of records, so never cut into
     byte ranges), and the format :func:`read_file` with ``fmt="auto"`` gives it. (None, False, None)
     for a file that is empty, cannot be read, or is an archive read as one file."""
-    lines = _decoded_lines(path, {"last_line": 0, "error": None})
+    state = {"last_line": 0, "error": None}
+    lines = _decoded_lines(path, state)
     try:
         first = next(lines, None)
         if first is None:
             return None, False, None
-        return first[1], _opens_json_document(first[1]), _detect(_lines_or_values(itertools.chain([first], lines)))[0]
+        return first[1], _opens_json_document(first[1]), _detect(_lines_or_values(itertools.chain([first], lines), state))[0]
     finally:
         lines.close()
 
@@ -1218,7 +1287,7 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
     state: dict = {"last_line": newlines_before, "error": None}
     lines = _decoded_lines(path, state, byte_range, newlines_before, member)
     if byte_range is None:
-        lines = _lines_or_values(lines)
+        lines = _lines_or_values(lines, state)
 
     buffered: list[tuple[int, str]] = []
     if fmt == "auto":

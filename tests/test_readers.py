@@ -862,6 +862,44 @@ def test_a_json_array_of_tweets_reads_as_json_lines_do(tmp_path, indent):
         assert readers.sniff(str(doc))[1] and not readers.sniff(str(lines))[1]
 
 
+def test_a_json_array_on_one_long_line_streams_in_pieces(tmp_path, monkeypatch):
+    """A JSON array dumped without newlines is one line as long as the file: it is read in pieces
+    (readers._PIECE, made small here), cut between UTF-8 sequences, in memory that does not grow
+    with the file; a long line of JSON Lines is joined again, so its records are those of the line
+    read whole."""
+    import json
+    import tracemalloc
+
+    objs = [o for o in _json_lines(V1_SAMPLE) if "delete" not in o]
+    for o in objs:
+        o["text"] = "d\u00e9j\u00e0 vu \U0001F600 " + o["text"]  # multi-byte UTF-8 in every piece
+    monkeypatch.setattr(readers, "_PIECE", 1 << 14)
+    monkeypatch.setattr(readers, "_CHUNK", 1 << 12)
+    peaks = []
+    for copies in (10, 40):
+        tweets = [dict(o, id_str=f"{o['id_str']}{i}") for i in range(copies) for o in objs]
+        doc, lines = tmp_path / f"one_line_{copies}.json", tmp_path / f"tweets_{copies}.jsonl"
+        doc.write_text(json.dumps(tweets, ensure_ascii=False), encoding="utf-8")
+        lines.write_text("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in tweets), encoding="utf-8")
+        tracemalloc.start()
+        try:
+            n = sum(1 for _ in readers.read_file(str(doc)))
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert n == len(tweets) and doc.stat().st_size > 40 * (1 << 14)
+        assert _without_lines(records(doc)) == _without_lines(records(lines))
+        assert readers.sniff(str(doc))[1:] == (True, "twitter-v1")
+    assert peaks[1] < 1.3 * peaks[0], peaks  # 4 times the file, not 4 times the memory
+
+    page = {"data": [dict(id=str(i), text="caf\u00e9 " * 40, created_at="2021-01-01T00:00:00.000Z",
+                          author_id="1") for i in range(2000)]}
+    big = tmp_path / "page.jsonl"  # one response page as one JSON Lines line over 2 pieces, then one more line
+    big.write_text(json.dumps(page, ensure_ascii=False) + "\n" + json.dumps({"data": page["data"][:1]}) + "\n")
+    recs = records(big)
+    assert len(of_kind(recs, "tweet")) == len(recs) == 2001
+
+
 def _loads_or_none(line):
     import json
 
