@@ -736,10 +736,12 @@ def _open_zip_member(raw, name: str):
         raise
 
 
-def open_data(path: str):
+def open_data(path: str, member: tuple[str, int, int] | None = None):
     """A file's bytes as a binary stream, decompressed when it is gzip, bzip2, xz or zstd (by its
-    first bytes); the training data readers open their files with it."""
-    return _open_decompressed(path)
+    first bytes), or those of its archive member (:func:`archive_members`); the training data
+    readers and the CSV tables Spark cannot decompress are opened with it. A stream that breaks off
+    raises one of STREAM_ERRORS."""
+    return _open_decompressed(path, member)
 
 
 def _open_decompressed(path: str, member: tuple[str, int, int] | None = None):
@@ -1031,7 +1033,7 @@ def count_newlines(path: str, start: int, end: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 # ValueError: pyarrow.lib.ArrowInvalid (a bad URI) and I/O on a broken stream
-_STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
+STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
 
 
 # what a file whose bytes are not text (after decompression) is, by its first bytes
@@ -1077,7 +1079,7 @@ def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int
                 text = text.lstrip("\ufeff")
             if not (starts and whole) or text.strip():  # a blank line is no record; a piece is kept
                 yield line_no, text
-    except _STREAM_ERRORS as exc:
+    except STREAM_ERRORS as exc:
         state["error"] = exc
 
 
@@ -1229,13 +1231,14 @@ def _lines_or_values(lines: Iterator[tuple[int, str]], state: dict) -> Iterator[
     return _document_values(rest) if _opens_json_document(first[1]) else _whole_lines(rest, state)
 
 
-def sniff(path: str) -> tuple[str | None, bool, str | None]:
+def sniff(path: str, member: tuple[str, int, int] | None = None) -> tuple[str | None, bool, str | None]:
     """From one read of a file's beginning: its first non-blank line (decoded), whether that line
     opens a JSON document (an array, pretty-printed objects: not lines of records, so never cut into
     byte ranges), and the format :func:`read_file` with ``fmt="auto"`` gives it. (None, False, None)
-    for a file that is empty, cannot be read, or is an archive read as one file."""
+    for a file that is empty, cannot be read, or is an archive read as one file. ``member``: of
+    that member of a tar or zip archive (:func:`archive_members`)."""
     state = {"last_line": 0, "error": None}
-    lines = _decoded_lines(path, state)
+    lines = _decoded_lines(path, state, member=member)
     try:
         first = next(lines, None)
         if first is None:

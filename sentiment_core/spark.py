@@ -179,7 +179,8 @@ def _range_bytes(spark, total: int) -> int:
     return int(min(conf.filesMaxPartitionBytes(), max(conf.filesOpenCostInBytes(), -(-total // max(1, slots)))))
 
 
-def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tuple[list[list[tuple]], dict]:
+def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int,
+               skip_members=frozenset()) -> tuple[list[list[tuple]], dict]:
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
     ``(path, fmt, byte_range, newlines_before, archive member)`` (:func:`parse_units`). A plain (uncompressed) file larger than the range
     size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
@@ -188,7 +189,8 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
     (``readers.UNNUMBERED``): counting its lines would mean decompressing it twice. The members of
     an uncompressed ``*.tar`` or of a ``*.zip`` are units like files; other files go
     ``files_per_task`` to a task, and no slot stays idle while there are units. gzip, xz and zstd
-    files cannot be cut: one unit each."""
+    files cannot be cut: one unit each. ``skip_members``: the (archive, member name) read elsewhere
+    (the CSV tables of a zip, :func:`read_csv_units`)."""
     slots = spark.sparkContext.defaultParallelism
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)] if split else []
@@ -239,7 +241,7 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int) -> tu
                 tasks.append([(path, path_fmt, (start, end), before, None)])
                 before += newlines.get((path, start), 0)
         elif (members := members_of.get(path)) is not None:  # each member like a file of its own
-            whole.extend((path, fmt, None, 0, m) for m in members)
+            whole.extend((path, fmt, None, 0, m) for m in members if (path, m[0]) not in skip_members)
         else:
             whole.append((path, fmt, None, 0, None))
     if whole:
@@ -265,38 +267,99 @@ def scoring_partitions(rows: int, slots: int) -> int:
     return -(-max(1, -(-rows // ROWS_PER_SCORING_TASK)) // slots) * slots
 
 
-# CSV tables Spark reads (its CSV source decompresses .gz and .bz2 by the name)
-_CSV_SUFFIXES = tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in ("", ".gz", ".bz2"))
+# CSV/TSV tweet tables, by name: Spark's CSV source reads those it can decompress (by the name:
+# .gz, .bz2); the others (xz, zstd, a member of a zip download) are read in Python (read_csv_units)
+_SPARK_CSV_SUFFIXES = tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in ("", ".gz", ".bz2"))
+_CSV_SUFFIXES = _SPARK_CSV_SUFFIXES + tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in (".xz", ".zst", ".zstd"))
 
 
-def _table_header(path: str) -> str | None:
+def _table_header(path: str, member: tuple[str, int, int] | None = None) -> str | None:
     """The header line of a CSV/TSV tweet table, or None for a file that is not one (Sentiment140's
     CSV, which has no header, any archive format, an empty or unreadable file)."""
-    first, _, fmt = readers.sniff(path)
+    first, _, fmt = readers.sniff(path, member)
     return first if fmt is None else None
 
 
-def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -> dict[str, tuple[str, str]]:
-    """The CSV/TSV tweet tables among ``files`` (by name, ``*.csv`` / ``*.tsv``, optionally ``.gz``
-    / ``.bz2``, and a header line that no archive reader recognises), each with (separator, header)
-    for Spark's CSV source. ``required`` (``--format csv``): every file must be one."""
+def _named_table(name: str) -> bool:
+    return name.lower().endswith(_CSV_SUFFIXES)
+
+
+def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -> dict[tuple, tuple[str, str]]:
+    """The CSV/TSV tweet tables among ``files`` and the members of the ``*.zip`` among them (by name,
+    ``*.csv`` / ``*.tsv``, plain or .gz / .bz2 / .xz / .zst, and a header line that no archive
+    reader recognises), as ``{(path, zip member or None): (separator, header)}``. ``required``
+    (``--format csv``): every file must be one."""
     candidates = [p for p in files if p not in skip]
-    named = [p for p in candidates if p.lower().endswith(_CSV_SUFFIXES)]
-    odd = [p for p in candidates if not p.lower().endswith(_CSV_SUFFIXES)]
+    named = [(p, None) for p in candidates if _named_table(p)]
+    odd = [p for p in candidates if not _named_table(p)]
     if required and odd:
-        raise ValueError(f"--format csv reads *.csv / *.tsv files (optionally .gz or .bz2): not {odd[:3]}")
+        raise ValueError(f"--format csv reads *.csv / *.tsv files (optionally .gz, .bz2, .xz or .zst): not {odd[:3]}")
     with ThreadPoolExecutor(16) as pool:  # behind a URI each is a request
-        headers = dict(zip(named, pool.map(_table_header, named)))
+        zips = [p for p in odd if p.lower().endswith(".zip")]
+        for path, members in zip(zips, pool.map(_archive_members, zips)):
+            named.extend((path, m) for m in members or () if _named_table(m[0]))
+        headers = dict(zip(named, pool.map(lambda unit: _table_header(*unit), named)))
     out = {}
-    for path, header in headers.items():
+    for (path, member), header in headers.items():
         if header is None:
             if required:
                 raise ValueError(f"--format csv: {path} is not a CSV table with a header line (Sentiment140's CSV "
                                  "has none: use --format sentiment140 or auto)")
             continue
-        sep = "\t" if ".tsv" in path.lower().rsplit("/", 1)[-1] else ","
-        out[path] = (sep, header)
+        sep = "\t" if ".tsv" in (member[0] if member else path).lower().rsplit("/", 1)[-1] else ","
+        out[(path, member)] = (sep, header)
     return out
+
+
+CSV_ROWS_PER_FRAME = 10_000
+
+
+def read_csv_units(units: list[tuple], sep: str, names: list[str]):
+    """mapInPandas body over ``spark.range(len(units))``: task ``i`` reads the CSV table
+    ``units[i] = (path, zip member or None)`` in Python, as Spark's CSV source would read it with
+    the all-string schema ``names`` (the header's, then TABLE_EXTRA): the header row skipped, blank
+    lines skipped, empty fields null, fields beyond the header's joined into TABLE_EXTRA. Two more
+    columns: TABLE_SOURCE (the row's file, ``<zip>!/<member>`` for a member) and TABLE_ERROR (a
+    last row when the file breaks off: "reason: message")."""
+    import csv
+    import io
+
+    width = len(names) - 1
+    columns = names + [TABLE_SOURCE, TABLE_ERROR]
+
+    def rows_of(path: str, member) -> Iterator[list]:
+        source = f"{path}{readers.TAR_MEMBER_SEP}{member[0]}" if member else path
+        read = 0
+        try:
+            with io.TextIOWrapper(readers.open_data(path, member), encoding="utf-8", errors="replace",
+                                  newline="") as text:
+                rows = csv.reader(text, delimiter=sep)
+                for row in rows:  # up to the header row (csv_tables read it)
+                    if row:
+                        break
+                for row in rows:
+                    if not row:
+                        continue
+                    fields = [f if f != "" else None for f in row[:width]] + [None] * (width - len(row))
+                    extra = sep.join(row[width:]) if len(row) > width else None
+                    read += 1
+                    yield fields + [extra, source, None]
+        except (*readers.STREAM_ERRORS, csv.Error) as exc:
+            reason = schema.TRUNCATED_FILE if read or isinstance(exc, EOFError) else schema.UNREADABLE_FILE
+            yield [None] * (width + 1) + [source, f"{reason}: file breaks off after {read} rows: {type(exc).__name__}: {exc}"]
+
+    def read(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in ids:
+            for task in batch["id"]:
+                buf = []
+                for row in rows_of(*units[task]):
+                    buf.append(row)
+                    if len(buf) >= CSV_ROWS_PER_FRAME:
+                        yield pd.DataFrame(buf, columns=columns, dtype=object)
+                        buf = []
+                if buf:
+                    yield pd.DataFrame(buf, columns=columns, dtype=object)
+    return read
 
 
 def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict | None = None,
@@ -311,33 +374,43 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     parquet = [p for p in files if fmt == "parquet" or (fmt == "auto" and p.endswith((".parquet", ".pq")))]
     parquet_set = set(parquet)
     tables = csv_tables(files if fmt in ("auto", "csv") else [], required=fmt == "csv", skip=parquet_set)
-    others = [p for p in files if p not in parquet_set and p not in tables]
+    table_files = {path for path, member in tables if member is None}
+    others = [p for p in files if p not in parquet_set and p not in table_files]
     frames = []
+    stats: dict = {}
     if others:
-        tasks, stats = plan_parse(spark, others, fmt, files_per_task)
+        tasks, stats = plan_parse(spark, others, fmt, files_per_task,
+                                  skip_members={(path, member[0]) for path, member in tables if member})
         log.info("parse: %s", stats)
-        if plan is not None:  # the caller's run summary
-            plan.update(stats)
-        # one partition per task and no shuffle: spark.range's rows are the task numbers, each
-        # task's units travel in the (broadcast) function
-        frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks), RECORD_DDL))
+        if tasks:
+            # one partition per task and no shuffle: spark.range's rows are the task numbers, each
+            # task's units travel in the (broadcast) function
+            frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks), RECORD_DDL))
+    stats["csv_tables"] = len(tables)
+    if plan is not None:  # the caller's run summary
+        plan.update(stats)
     if parquet:
         frames.append(map_table(spark.read.parquet(*parquet), columns or {}))
-    by_header: dict[tuple[str, str], list[str]] = {}
-    for path, key in tables.items():
-        by_header.setdefault(key, []).append(path)
+    by_header: dict[tuple, list[tuple]] = {}
+    for (path, member), (sep, header) in tables.items():
+        in_spark = member is None and path.lower().endswith(_SPARK_CSV_SUFFIXES)
+        by_header.setdefault((sep, header, in_spark), []).append((path, member))
     if by_header:
         import csv
 
         from pyspark.sql.types import StringType, StructField, StructType
-    for (sep, header), group in by_header.items():  # Spark takes one header for all files of a read
+    for (sep, header, in_spark), group in by_header.items():  # Spark takes one header for all files of a read
         # every column a string, and one more: Spark drops the fields of a row beyond its schema's
         # without a word, so a row with more fields than the header (an unquoted comma in a text)
         # fills TABLE_EXTRA and becomes a bad_field_count reject instead of a tweet with a cut text
         names = next(csv.reader([header], delimiter=sep)) + [TABLE_EXTRA]
-        df = (spark.read.schema(StructType([StructField(n, StringType()) for n in names]))
-              .option("header", True).option("multiLine", True).option("escape", '"').option("sep", sep)
-              .option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv(group))
+        if in_spark:
+            df = (spark.read.schema(StructType([StructField(n, StringType()) for n in names]))
+                  .option("header", True).option("multiLine", True).option("escape", '"').option("sep", sep)
+                  .option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv([path for path, _ in group]))
+        else:
+            ddl = StructType([StructField(n, StringType()) for n in names + [TABLE_SOURCE, TABLE_ERROR]])
+            df = spark.range(0, len(group), 1, len(group)).mapInPandas(read_csv_units(group, sep, names), ddl)
         frames.append(map_table(df, columns or {}, "csv"))
     if not frames:
         raise ValueError(f"no input files found under {list(paths)}")
@@ -360,6 +433,8 @@ TABLE_COLUMNS = {
 }
 # the column a CSV table is read with beyond its header's: only a row with more fields fills it
 TABLE_EXTRA = "_fields_beyond_the_header"
+# and those of a table read in Python (read_csv_units): the row's file, and a read error
+TABLE_SOURCE, TABLE_ERROR = "_source_file_of_the_row", "_read_error"
 
 
 def _table_column(df, name: str):
@@ -373,6 +448,8 @@ def _table_column(df, name: str):
 def _has_column(df, name: str) -> bool:
     if name in df.columns:
         return True
+    if "." not in name:  # no path into a struct; probing would log the analysis error at ERROR
+        return False
     try:
         df.select(_table_column(df, name)).schema  # noqa: B018 - resolves the path, or raises
         return True
@@ -415,12 +492,16 @@ def map_table(df, columns: dict, what: str = "parquet"):
     ts = _table_timestamp(df, cols["time"])
     text = _table_column(df, cols["text"]).cast("string")
     extra = F.col(f"`{TABLE_EXTRA}`").isNotNull() if TABLE_EXTRA in df.columns else F.lit(False)
-    reason = (F.when(extra, F.lit(schema.BAD_FIELD_COUNT))
+    error = F.col(TABLE_ERROR) if TABLE_ERROR in df.columns else F.lit(None).cast("string")
+    reason = (F.when(error.isNotNull(), F.substring_index(error, ":", 1))
+              .when(extra, F.lit(schema.BAD_FIELD_COUNT))
               .when(tid.isNull() | (F.trim(tid) == ""), F.lit(schema.MISSING_ID))
               .when(ts.isNull(), F.lit(schema.BAD_TIMESTAMP))
               .when(text.isNull() | (F.trim(text) == ""), F.lit(schema.EMPTY_TEXT)))
-    raw = F.substring(F.to_json(F.struct(*[_table_column(df, c) for c in df.columns])), 1, schema.MAX_RAW_CHARS)
-    src = F.input_file_name()
+    fields = [c for c in df.columns if c not in (TABLE_SOURCE, TABLE_ERROR)]
+    raw = F.substring(F.coalesce(error, F.to_json(F.struct(*[_table_column(df, c) for c in fields]))), 1,
+                      schema.MAX_RAW_CHARS)
+    src = F.col(TABLE_SOURCE) if TABLE_SOURCE in df.columns else F.input_file_name()
     return df.select(
         F.when(reason.isNull(), F.lit("tweet")).otherwise(F.lit("reject")).alias("kind"),
         tid.alias("tweet_id"), ts.alias("created_at"), F.to_date(ts).alias("dt"),

@@ -318,6 +318,60 @@ def test_read_records_reads_zip_members_and_xz_and_zstd_files(spark, tmp_path):
     assert _member_rows(spark, [xz], str(xz)) == plain and _member_rows(spark, [zst], str(zst)) == plain and len(plain) > 20
 
 
+TWARC_CSV = (  # twarc-csv's columns; a text with commas, quotes and a newline; one bad row of each kind
+    "id,conversation_id,created_at,text,author.username,lang\n"
+    '1364000000000000001,1,2021-02-23T01:00:00.000Z,"good, ""great"" day\nwith a second line",ann,en\n'
+    "1364000000000000002,2,2021-02-23T23:30:00.000Z,this is awful,bob,en\n"
+    "1364000000000000003,3,2021-02-23T03:00:00.000Z,,cid,en\n"  # -> empty_text
+    "1364000000000000004,4,yesterday,some text,dee,en\n"  # -> bad_timestamp
+    ",5,2021-02-23T05:00:00.000Z,no id,eve,en\n"  # -> missing_id
+    "1364000000000000006,6,2021-02-23T06:00:00.000Z,oops, an unquoted comma,gil,en\n")  # -> bad_field_count
+
+
+def test_csv_tables_spark_cannot_decompress_are_read_in_python_as_spark_reads_the_plain_one(spark, tmp_path):
+    """A CSV table compressed with xz or zstd, or a member of a zip download (Kaggle's way), is read
+    in Python into the same records Spark's CSV source gives for the plain file; the zip's other
+    members are parsed as before; a table that breaks off ends in one truncated_file reject."""
+    import lzma
+    import zipfile
+
+    import zstandard
+
+    from sentiment_core.spark import read_records
+
+    (tmp_path / "in").mkdir()
+    data = TWARC_CSV.encode()
+    (tmp_path / "plain.csv").write_bytes(data)
+    (tmp_path / "in" / "t.csv.xz").write_bytes(lzma.compress(data))
+    (tmp_path / "in" / "t.csv.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
+    with zipfile.ZipFile(tmp_path / "in" / "download.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data/tweets.csv", data)
+        z.writestr("data/stream.jsonl", V1_SAMPLE.read_bytes())
+
+    def rows(paths, plan=None):
+        df = read_records(spark, [str(p) for p in paths], plan=plan).drop("detected_at").toPandas()
+        return df.assign(raw=df["raw"].map(lambda r: json.loads(r) if r and r.startswith("{") else r),
+                         line_no=df["line_no"].astype("Int64"))
+
+    def without_source(df):
+        return sorted(map(repr, df.drop(columns="source_file").to_dict("records")))
+
+    spark_read = rows([tmp_path / "plain.csv"])
+    plan: dict = {}
+    got = rows([tmp_path / "in"], plan)
+    assert plan["csv_tables"] == 3 and (plan["zip_files"], plan["tasks"]) == (1, 1)
+    for source in ("t.csv.xz", "t.csv.zst", "download.zip!/data/tweets.csv"):
+        table = got[got["source_file"] == str(tmp_path / "in" / source)]
+        assert without_source(table) == without_source(spark_read) and len(table) == 6
+    stream = got[got["source_file"].str.endswith("!/data/stream.jsonl")]
+    assert without_source(stream) == without_source(rows([V1_SAMPLE]))
+
+    whole = lzma.compress(data * 400)
+    (tmp_path / "cut.csv.xz").write_bytes(whole[: len(whole) // 2])
+    cut = rows([tmp_path / "cut.csv.xz"])
+    assert cut["reason"].tolist()[-1] == "truncated_file" and "breaks off" in cut["raw"].tolist()[-1]
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. + 3. the job end to end on mixed inputs
 
@@ -766,14 +820,7 @@ def test_csv_tweet_tables_with_a_header_are_read_by_their_column_names(spark, ti
     import gzip
 
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "twarc.csv").write_text(
-        "id,conversation_id,created_at,text,author.username,lang\n"
-        '1364000000000000001,1,2021-02-23T01:00:00.000Z,"good, ""great"" day\nwith a second line",ann,en\n'
-        "1364000000000000002,2,2021-02-23T23:30:00.000Z,this is awful,bob,en\n"
-        "1364000000000000003,3,2021-02-23T03:00:00.000Z,,cid,en\n"  # -> empty_text
-        "1364000000000000004,4,yesterday,some text,dee,en\n"  # -> bad_timestamp
-        ",5,2021-02-23T05:00:00.000Z,no id,eve,en\n"  # -> missing_id
-        "1364000000000000006,6,2021-02-23T06:00:00.000Z,oops, an unquoted comma,gil,en\n")  # -> bad_field_count
+    (tmp_path / "in" / "twarc.csv").write_text(TWARC_CSV)
     (tmp_path / "in" / "more.tsv.gz").write_bytes(gzip.compress(
         b"tweet_id\tcreated_at\ttext\tuser\n1364000000000000009\tWed Feb 24 09:00:00 +0000 2021\tlove it\tfay\n"))
     shutil.copy(FIXTURES / "sentiment140_300.csv", tmp_path / "in" / "s140.csv")
