@@ -1,12 +1,18 @@
 """Where a score job's time goes: its phases on the driver and the Spark jobs and stages they run.
 
     python -m bench.job_phases --model ARTIFACT [--input PATH] [--runs 3] [--master local[2]] [--conf KEY=VALUE]
+                               [--alternate KEY=A,B]
 
 Runs the score job ``--runs`` times in one session (the first is cold, the rest warm) and prints,
 per run: the wall time of each driver phase of ``jobs.score.run`` (read, count, side tables,
 planning of the scoring job) as it returns, then every Spark job and stage of that run from the
 application's REST API (submission and completion times, tasks, summed task run time). The time a
 run spends outside its Spark jobs is driver work: planning, commits, Python.
+
+``--alternate KEY=A,B`` sets a runtime setting (a SQL conf, such as
+``spark.tweet_sentiment.splitFiles``) to A, B, A, B, ... run by run in the one session, and ends
+with the median wall time of the warm runs of each value: an A/B comparison without the noise of
+two sessions started at different times.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import functools
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -55,7 +62,10 @@ def main(argv=None) -> int:
     p.add_argument("--master", default="local[2]")
     p.add_argument("--backend", default="auto")
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
+    p.add_argument("--alternate", metavar="KEY=A,B", help="a runtime setting alternated run by run")
     args = p.parse_args(argv)
+    key, values = (args.alternate.split("=", 1)[0], args.alternate.split("=", 1)[1].split(",")) if args.alternate else (None, [None])
+    walls: dict = {v: [] for v in values}
 
     from jobs import score
     from sentiment_core import spark as S
@@ -73,9 +83,15 @@ def main(argv=None) -> int:
         for i in range(args.runs):
             shutil.rmtree(out, ignore_errors=True)
             log.clear()
+            value = values[i % len(values)]
+            if key is not None:
+                spark.conf.set(key, value)
             s = score.run(score.parse_args(["--input", str(args.input), "--model", str(args.model), "--output", str(out),
                                             "--backend", args.backend]), spark=spark)
-            print(f"\nrun {i} ({'cold' if i == 0 else 'warm'}): wall {s['wall_seconds']:.2f} s, scoring job "
+            if i:
+                walls[value].append(s["wall_seconds"])
+            print(f"\nrun {i} ({'cold' if i == 0 else 'warm'}{f', {key}={value}' if key else ''}): wall "
+                  f"{s['wall_seconds']:.2f} s, scoring job "
                   f"{s['scoring_seconds']:.2f} s, {s['scored']} tweets ({s['model_rows']} model rows), "
                   f"{s['scored'] / s['wall_seconds']:.1f} tweets/s")
             for name, secs, end in log:
@@ -94,6 +110,11 @@ def main(argv=None) -> int:
     finally:
         spark.stop()
         shutil.rmtree(out.parent, ignore_errors=True)
+    if key is not None:
+        print()
+        for value, w in walls.items():
+            print(f"{key}={value}: warm runs {len(w)}, median wall {statistics.median(w):.2f} s "
+                  f"({', '.join(f'{x:.2f}' for x in w)})" if w else f"{key}={value}: no warm run")
     return 0
 
 
