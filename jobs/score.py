@@ -35,7 +35,7 @@ log = logging.getLogger("jobs.score")
 
 MARKER = "_tweet_sentiment.json"
 TABLES = ("scores", "rejects", "deletes", "runs")
-INPUT_FORMATS = ("auto", "sentiment140", "twitter-v1", "twitter-v2", "parquet", "csv")
+INPUT_FORMATS = ("auto", "sentiment140", "twitter-v1", "twitter-v2", "json", "parquet", "csv")
 
 
 @dataclass(frozen=True)

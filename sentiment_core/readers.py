@@ -16,6 +16,9 @@ Formats (``FORMATS``):
 - ``twitter-v2``: Twitter API v2 JSON as written by twarc2: response pages (``data`` list +
   ``includes``), filtered-stream messages (``data`` object) and flattened tweets (twarc-csv
   ``flat.jsonl``: one tweet object per line with ``author`` and embedded referenced tweets).
+- ``json``: JSON Lines of other tools' tweet objects, such as snscrape's (``snscrape --jsonl``:
+  ``id``, ``date``, ``rawContent``, ``user.username``, ``retweetedTweet``) and dataset exports: the
+  fields are found by name as in a table (``schema.TABLE_COLUMNS``).
 
 A file may also be one JSON document instead of JSON Lines: an array of tweets (on one line or
 pretty-printed) or pretty-printed objects one after another (a saved API response); each value
@@ -54,7 +57,7 @@ from sentiment_core import sentiment140 as s140
 
 Record = tuple[str, dict]
 
-FORMATS = ("sentiment140", "twitter-v1", "twitter-v2")
+FORMATS = ("sentiment140", "twitter-v1", "twitter-v2", "json")
 
 _UTC = _dt.timezone.utc
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
@@ -395,10 +398,75 @@ def parse_sentiment140_line(line: str, source_file: str, line_no: int) -> list[R
                    source_file)]
 
 
+# --------------------------------------------------------------------------------------------
+# other tools' tweet objects (snscrape, dataset exports): fields found by name
+# --------------------------------------------------------------------------------------------
+
+_FIELDS_OF: dict[tuple, dict] = {}  # an object's keys -> the key of each field in it (objects of a file share them)
+
+
+def _fields(obj: dict) -> dict:
+    keys = tuple(obj)
+    found = _FIELDS_OF.get(keys)
+    if found is None:
+        if len(_FIELDS_OF) > 1024:
+            _FIELDS_OF.clear()
+        found = _FIELDS_OF[keys] = {f: schema.find_column(keys, f) for f in schema.TABLE_COLUMNS}
+    return found
+
+
+def _object_time(value) -> _dt.datetime | None:
+    """ISO 8601 or the v1.1 API's form; a number as seconds (or milliseconds past 1e11) since 1970."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return _ms_to_utc(value if abs(value) > 1e11 else value * 1000)
+    return parse_iso_date(value) or parse_v1_date(value)
+
+
+def _object_text(obj: dict) -> str | None:
+    key = _fields(obj)["text"]
+    return _nonblank(obj.get(key)) if key is not None else None
+
+
+def parse_json_line(line: str, source_file: str, line_no: int) -> list[Record]:
+    """One JSON object of another tool's tweets -> [tweet] / [reject]; [] for a blank line. A
+    retweet (snscrape's ``retweetedTweet``) takes the retweeted tweet's text and is marked."""
+    if not line.strip():
+        return []
+    obj, bad = _load_json(line, source_file, line_no)
+    if bad is not None:
+        return [bad]
+    if not isinstance(obj, dict):
+        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+    keys = _fields(obj)
+    if keys["text"] is None and keys["id"] is None:
+        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+    tweet_id = obj.get(keys["id"]) if keys["id"] else None
+    tweet_id = _nonblank(str(tweet_id)) if isinstance(tweet_id, (str, int)) and not isinstance(tweet_id, bool) else None
+    if tweet_id is None:
+        return [_reject(line, source_file, line_no, schema.MISSING_ID)]
+    created_at = _object_time(obj.get(keys["time"])) if keys["time"] else None
+    if created_at is None:
+        return [_reject(line, source_file, line_no, schema.BAD_TIMESTAMP)]
+    retweeted = obj.get("retweetedTweet")
+    retweeted = retweeted if isinstance(retweeted, dict) else None
+    is_retweet = retweeted is not None or (keys["retweet"] is not None and obj.get(keys["retweet"]) is True)
+    text = (_object_text(retweeted) if retweeted is not None else None) or _object_text(obj)
+    if text is None:
+        return [_reject(line, source_file, line_no, schema.EMPTY_TEXT)]
+    user = obj.get(keys["user"]) if keys["user"] else None
+    if isinstance(user, dict):
+        user = user.get("username") or user.get("screen_name")
+    return [_tweet(tweet_id, created_at, user, obj.get(keys["lang"]) if keys["lang"] else None, text, is_retweet,
+                   source_file)]
+
+
 _PARSERS: dict[str, Callable[[str, str, int], list[Record]]] = {
     "sentiment140": parse_sentiment140_line,
     "twitter-v1": parse_v1_line,
     "twitter-v2": parse_v2_line,
+    "json": parse_json_line,
 }
 
 
@@ -433,6 +501,9 @@ def _classify(line: str) -> str | None:
         return "twitter-v1"
     if "errors" in obj and ("meta" in obj or "includes" in obj or "title" in obj):
         return "twitter-v2"
+    fields = _fields(obj)
+    if fields["id"] is not None and fields["text"] is not None and fields["time"] is not None:
+        return "json"  # another tool's tweet objects (snscrape, a dataset export)
     return None
 
 

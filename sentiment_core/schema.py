@@ -66,3 +66,33 @@ def truncate_raw(raw: str | bytes | None) -> str | None:
 def spark_ddl(fields) -> str:
     """Spark DDL string for one of the field lists above."""
     return ", ".join(f"`{n}` {t}" for n, t, _ in fields)
+
+
+# A tweet table's fields (Parquet, CSV with a header, JSON Lines of other tools' tweet objects such
+# as snscrape's): each from the first of these names the table has, unless the user names it
+# (--id-col, ...). This job's own names first, then the Twitter API's, twarc-csv's (``twarc2 csv``:
+# id, created_at, text, author.username, lang) and snscrape's (id, date, rawContent, user). Names are
+# compared without case, spaces, ``_`` and ``-`` (:func:`column_key`): a dataset's ``Tweet Id``,
+# ``Datetime``, ``Text`` are found too.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "id": ("tweet_id", "id", "id_str"),
+    "text": ("text", "full_text", "tweet", "content", "rawContent"),
+    "time": ("created_at", "date", "datetime", "timestamp"),
+    "user": ("user", "author.username", "username", "screen_name", "user_screen_name"),
+    "lang": ("lang", "language"),
+    "retweet": ("is_retweet",),
+}
+
+
+def column_key(name: str) -> str:
+    """A column name as TABLE_COLUMNS compares it: lower case, without spaces, ``_`` and ``-``."""
+    return "".join(c for c in name.lower() if c not in " _-")
+
+
+def find_column(columns, field: str) -> str | None:
+    """The column of ``columns`` (names) that gives ``field`` (a key of TABLE_COLUMNS), or None."""
+    by_key: dict[str, str] = {}
+    for c in columns:
+        by_key.setdefault(column_key(c), c)
+    return next((by_key[k] for k in map(column_key, TABLE_COLUMNS[field]) if k in by_key), None)
+

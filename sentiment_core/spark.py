@@ -420,17 +420,8 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     return out.select(*[F.col(c) for c in RECORD_COLUMNS])
 
 
-# A tweet table's columns (Parquet, CSV with a header): each field from the first of these names
-# the table has, unless the user names it (--id-col, ...): this job's own names first, then the
-# Twitter API's and twarc-csv's (``twarc2 csv``: id, created_at, text, author.username, lang)
-TABLE_COLUMNS = {
-    "id": ("tweet_id", "id", "id_str"),
-    "text": ("text", "full_text", "tweet", "content"),
-    "time": ("created_at", "date", "timestamp"),
-    "user": ("user", "author.username", "username", "screen_name", "user_screen_name"),
-    "lang": ("lang", "language"),
-    "retweet": ("is_retweet",),
-}
+# A tweet table's columns (Parquet, CSV with a header): found by name (schema.TABLE_COLUMNS)
+TABLE_COLUMNS = schema.TABLE_COLUMNS
 # the column a CSV table is read with beyond its header's: only a row with more fields fills it
 TABLE_EXTRA = "_fields_beyond_the_header"
 # and those of a table read in Python (read_csv_units): the row's file, and a read error
@@ -478,7 +469,7 @@ def map_table(df, columns: dict, what: str = "parquet"):
     from pyspark.sql import functions as F
 
     named = {k: v for k, v in columns.items() if v}
-    cols = {k: named.get(k) or next((c for c in names if c in df.columns), names[0]) for k, names in TABLE_COLUMNS.items()}
+    cols = {k: named.get(k) or schema.find_column(df.columns, k) or names[0] for k, names in TABLE_COLUMNS.items()}
     for required in ("id", "text", "time"):
         if not _has_column(df, cols[required]):
             tried = cols[required] if required in named else " / ".join(TABLE_COLUMNS[required])

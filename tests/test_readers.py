@@ -570,6 +570,45 @@ def test_auto_detection_matches_explicit_format(path, fmt):
     assert strip(records(path)) == strip(records(path, fmt=fmt))
 
 
+SNSCRAPE = FIX / "snscrape_sample.jsonl"
+
+
+def test_snscrape_jsonl_gives_the_records_of_the_same_tweets_read_from_the_v1_archive():
+    """snscrape's JSON Lines (its own Tweet.json(), made from the v1 sample's 20 tweets) are found
+    by field name: the same ids, times, users, languages, texts and retweet marks as the archive."""
+    assert readers.detect_file_format(str(SNSCRAPE)) == "json"
+    got = [r for k, r in records(SNSCRAPE, source_file="s")]
+    archive = of_kind(records(V1_SAMPLE, source_file="s"), "tweet")
+    assert got == archive and len(got) == 20 and sum(r["is_retweet"] for r in got) == 6
+
+
+def test_other_tools_tweet_objects_are_read_by_field_name():
+    """A dataset export's objects: names compared without case, spaces and "_"; times as ISO, the
+    v1.1 API's form or epoch (milliseconds past 1e11); each bad object one reject, with its reason."""
+    lines = [
+        '{"Tweet Id": "11", "Datetime": "2022-05-01 10:00:00+02:00", "Text": "so good", "Username": "ann", "Language": "en"}',
+        '{"tweet_id": 12, "created_at": 1651392000000, "tweet": "epoch ms", "user": {"screen_name": "bob"}}',
+        '{"id": "13", "timestamp": 1651392000, "content": "epoch seconds", "is_retweet": true}',
+        '{"id": "14", "date": "Sun May 01 08:00:00 +0000 2022", "text": "v1.1 form", "lang": "es"}',
+        '{"Tweet Id": "", "Datetime": "2022-05-01", "Text": "no id"}',
+        '{"Tweet Id": "16", "Datetime": "soon", "Text": "bad time"}',
+        '{"Tweet Id": "17", "Datetime": "2022-05-01", "Text": "  "}',
+        '{"something": "else"}',
+        '{"Tweet Id": "19", "Datetime": "2022-05-01", "Text": "fine", broken',
+    ]
+    recs = [(k, r) for line_no, line in enumerate(lines, 1) for k, r in readers.parse_json_line(line, "s", line_no)]
+    tweets = {r["tweet_id"]: r for r in of_kind(recs, "tweet")}
+    assert sorted(tweets) == ["11", "12", "13", "14"]
+    assert (tweets["11"]["created_at"], tweets["11"]["user"], tweets["11"]["lang"]) == (
+        dt.datetime(2022, 5, 1, 8, tzinfo=UTC), "ann", "en")
+    assert tweets["12"]["created_at"] == tweets["13"]["created_at"] == dt.datetime(2022, 5, 1, 8, tzinfo=UTC)
+    assert (tweets["12"]["user"], tweets["13"]["is_retweet"], tweets["12"]["is_retweet"]) == ("bob", True, False)
+    assert (tweets["14"]["text"], tweets["14"]["lang"]) == ("v1.1 form", "es")
+    assert [(r["line_no"], r["reason"]) for r in of_kind(recs, "reject")] == [
+        (5, schema.MISSING_ID), (6, schema.BAD_TIMESTAMP), (7, schema.EMPTY_TEXT), (8, schema.UNKNOWN_RECORD),
+        (9, schema.MALFORMED_JSON)]
+
+
 def test_detect_format_first_lines():
     first = lambda p: p.read_text(encoding="utf-8").splitlines()[0]
     assert detect_format(str(V1_SAMPLE), first(V1_SAMPLE)) == "twitter-v1"  # a delete notice
@@ -588,7 +627,8 @@ def test_detect_format_first_lines():
     for bad in ("", "hello", "[1, 2]", '{"id": "1", "text": "a"}', '{"broken": ', '"a","b"'):
         with pytest.raises(ValueError, match="cannot detect the format of 'some/file'"):
             detect_format("some/file", bad)
-    assert set(FORMATS) == {"sentiment140", "twitter-v1", "twitter-v2"}
+    assert detect_format("x", '{"id": 1, "rawContent": "a", "date": "2021-04-08T17:29:03+00:00"}') == "json"
+    assert set(FORMATS) == {"sentiment140", "twitter-v1", "twitter-v2", "json"}
 
 
 def test_auto_detection_with_bom_and_blank_start(tmp_path):

@@ -372,6 +372,19 @@ def test_csv_tables_spark_cannot_decompress_are_read_in_python_as_spark_reads_th
     assert cut["reason"].tolist()[-1] == "truncated_file" and "breaks off" in cut["raw"].tolist()[-1]
 
 
+def test_table_columns_are_found_without_case_spaces_or_underscores(spark, tmp_path):
+    """The CSV that snscrape tutorials write (``Datetime,Tweet Id,Text,Username``) and snscrape's
+    own JSON Lines beside it: both found by name, neither needing --id-col and the like."""
+    from sentiment_core.spark import read_records
+
+    (tmp_path / "tweets.csv").write_text('Datetime,Tweet Id,Text,Username\n'
+                                         '2022-05-01 10:00:00+00:00,1520000000000000001,"so good, really",ann\n')
+    shutil.copy(FIXTURES / "archives" / "snscrape_sample.jsonl", tmp_path / "scraped.jsonl")
+    got = read_records(spark, [str(tmp_path)]).where("kind = 'tweet'").toPandas().set_index("tweet_id")
+    assert got.loc["1520000000000000001", ["text", "user"]].tolist() == ["so good, really", "ann"]
+    assert str(got.loc["1520000000000000001", "dt"]) == "2022-05-01" and len(got) == 21
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. + 3. the job end to end on mixed inputs
 
