@@ -11,7 +11,9 @@ Formats:
 Each reader yields :class:`Chunk` objects (ids, texts, labels) and fills a :class:`ReadStats`
 with every row it did not yield and why, so that nothing vanishes silently. Sentiment140 and
 SemEval files may be gzip, bzip2, xz or zstd compressed (told by their first bytes); CSV/TSV
-tables by their extension (``.csv.gz``, ``.tsv.bz2``, ``.csv.zst``), as pyarrow reads them.
+tables by their extension (``.csv.gz``, ``.tsv.bz2``, ``.csv.zst``), as pyarrow reads them. A zip
+or tar archive of one file (a Kaggle download) is read as that file; one file of an archive of
+several is named ``ARCHIVE!/MEMBER`` (``trainingandtestdata.zip!/testdata.manual.2009.06.14.csv``).
 """
 from __future__ import annotations
 
@@ -62,26 +64,59 @@ class ReadStats:
                 "invalid_utf8_rows": self.invalid_utf8}
 
 
-def _open(path: str):
-    """The file's bytes, decompressed; a zip or tar archive is refused with its members named."""
+def data_file(path: str) -> str:
+    """The file on disk that holds ``path``: itself, or the archive of ``ARCHIVE!/MEMBER``."""
+    archive = path.partition(readers.TAR_MEMBER_SEP)[0] if not os.path.isfile(path) else path
+    if not os.path.isfile(archive):
+        raise FileNotFoundError(f"data file not found: {path}")
+    return archive
+
+
+def _archive_member(path: str) -> tuple[str, tuple | None]:
+    """(file, archive member or None) of a data path: a plain or compressed file; a zip or tar
+    archive of one file (a Kaggle download: that file); or ``ARCHIVE!/MEMBER``, one file of an
+    archive of several (Sentiment140's ``trainingandtestdata.zip`` holds the training and the test
+    file). Any other archive is refused with its members named."""
     import tarfile
     import zipfile
 
+    archive = data_file(path)
+    name = path[len(archive) + len(readers.TAR_MEMBER_SEP):] if archive != path else None
     try:
-        members = readers.archive_members(path)
+        members = readers.archive_members(archive)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        raise ValueError(f"{path} looks like a zip or tar archive but cannot be read ({exc}); extract the file "
+        raise ValueError(f"{archive} looks like a zip or tar archive but cannot be read ({exc}); extract the file "
                          "to read and pass it with --data") from exc
-    if members is not None:
-        names = ", ".join(m[0] for m in members[:5]) + (", ..." if len(members) > 5 else "")
-        raise ValueError(f"{path} is an archive of {len(members)} file(s) ({names}): extract it and pass the "
-                         "file to read with --data")
-    return readers.open_data(path)
+    listed = ", ".join(m[0] for m in (members or [])[:5]) + (", ..." if len(members or []) > 5 else "")
+    if members is None:
+        if name is not None:
+            raise ValueError(f"{archive} is not a zip or tar archive: pass it as --data {archive}")
+        return archive, None
+    if name is not None:
+        member = next((m for m in members if m[0] == name), None)
+        if member is None:
+            raise ValueError(f"{archive} has no file {name!r} (it holds {listed})")
+        return archive, member
+    if len(members) == 1:
+        return archive, members[0]
+    largest = max(members, key=lambda m: m[2])[0]
+    raise ValueError(f"{archive} is an archive of {len(members)} files ({listed}): name the one to read, as in "
+                     f"--data {archive}{readers.TAR_MEMBER_SEP}{largest}")
+
+
+def _open(path: str):
+    """The data's bytes, decompressed (:func:`_archive_member`)."""
+    return readers.open_data(*_archive_member(path))
+
+
+def _name(path: str) -> str:
+    """The name that tells a data path's kind: the archive member's, else the file's."""
+    member = _archive_member(path)[1]
+    return member[0] if member is not None else path
 
 
 def detect_format(path: str) -> str:
-    p = Path(path)
-    if p.suffix.lower() in (".parquet", ".pq"):
+    if Path(_name(path)).suffix.lower() in (".parquet", ".pq"):
         return "table"
     with _open(path) as f:
         head = f.readline(65536)
@@ -119,8 +154,7 @@ def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, 
     is not in the named format at all (no row could be read); bad rows are counted in stats.
     ``label_map`` (table format): raw label values -> negative / neutral / positive, before the
     fixed values of LABEL_VALUES; a table whose labels include both 1 and 2 needs one."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file not found: {path}")
+    data_file(path)
     stats = stats if stats is not None else ReadStats()
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "sentiment140":
@@ -178,7 +212,7 @@ def _accept(stats: ReadStats, batcher: _Batcher, id_: str, text: str, label_valu
 
 
 def _read_sentiment140(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
-    b = _Batcher(os.path.basename(path), chunk_rows)
+    b = _Batcher(os.path.basename(_name(path)), chunk_rows)
     with _open(path) as f:
         for raw in f:
             if not raw.strip():
@@ -203,7 +237,7 @@ _SEMEVAL_LINE = re.compile(r"^(\d+)\t(positive|negative|neutral|objective|object
 
 
 def _read_semeval(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
-    b = _Batcher(os.path.basename(path), chunk_rows)
+    b = _Batcher(os.path.basename(_name(path)), chunk_rows)
     pending: list[str] | None = None  # [id, label, text] of the record being read
 
     def finish(rec):
@@ -245,15 +279,18 @@ def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_c
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    suffix = Path(path).suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    file, member = _archive_member(path)
+    suffixes = [x.lower() for x in Path(_name(path)).suffixes]
+    if suffixes[-1:] and suffixes[-1] in (".parquet", ".pq"):
+        if member is not None:
+            raise ValueError(f"{path}: a Parquet file is read where it lies, not inside an archive; extract it")
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
         batches = pf.iter_batches(batch_size=chunk_rows)
     else:
-        delim = "\t" if suffix in (".tsv", ".tab") else ","
+        delim = "\t" if {".tsv", ".tab"} & set(suffixes[-2:]) else ","
         reader = pacsv.open_csv(
-            path,
+            readers.open_data(file, member) if member is not None else path,
             read_options=pacsv.ReadOptions(block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
                                              invalid_row_handler=lambda row: _bad_row(stats, row)),
@@ -265,7 +302,7 @@ def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_c
     if missing:
         raise ValueError(f"{path}: column(s) {missing} not found (columns: {names}); "
                          "name them with --text-col/--label-col/--id-col")
-    b = _Batcher(os.path.basename(path), chunk_rows)
+    b = _Batcher(os.path.basename(_name(path)), chunk_rows)
     seen: set[str] = set()
     for batch in batches:
         cols = batch.to_pydict()

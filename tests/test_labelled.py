@@ -63,19 +63,51 @@ def test_compressed_sentiment140_and_semeval_read_as_the_plain_files(tmp_path, n
         assert got.as_dict() == want.as_dict() and got.kept
 
 
-def test_a_zip_is_refused_with_its_members_named(tmp_path):
+def test_archives_kaggle_one_file_zip_and_a_named_member_of_sentiment140s_zip(tmp_path):
+    """Kaggle's Sentiment140 download is a zip of the one CSV: read as that file. Sentiment140's own
+    trainingandtestdata.zip holds two: one is named ARCHIVE!/MEMBER, the zip alone is refused with
+    its members named and the form to use; a table in a tar (a .tsv there) keeps its delimiter."""
+    import io
+    import tarfile
     import zipfile
 
-    path = tmp_path / "trainingandtestdata.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("training.1600000.processed.noemoticon.csv", S140_BYTES)
-        z.writestr("testdata.manual.2009.06.14.csv", S140_BYTES)
-    with pytest.raises(ValueError, match="archive of 2 file.*training.1600000.processed.noemoticon.csv.*extract it"):
-        list(read_labelled(str(path)))
+    plain = tmp_path / "training.1600000.processed.noemoticon.csv"
+    plain.write_bytes(S140_BYTES)
+    want = ReadStats()
+    expected = [vars(c) for c in read_labelled(str(plain), "auto", want)]
+    kaggle = tmp_path / "archive.zip"
+    with zipfile.ZipFile(kaggle, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(plain.name, S140_BYTES)
+        z.writestr("__MACOSX/._" + plain.name, b"\x00\x05")  # hidden: not a file of the data
+    both = tmp_path / "trainingandtestdata.zip"
+    with zipfile.ZipFile(both, "w") as z:
+        z.writestr(plain.name, S140_BYTES)
+        z.writestr("testdata.manual.2009.06.14.csv", S140_BYTES[: len(S140_BYTES) // 2])
+    for path in (str(kaggle), f"{both}!/{plain.name}"):
+        got = ReadStats()
+        assert detect_format(path) == "sentiment140"
+        assert [vars(c) for c in read_labelled(path, "auto", got)] == expected and got.as_dict() == want.as_dict()
+    with pytest.raises(ValueError, match=r"archive of 2 files.*training.1600000.processed.noemoticon.csv.*"
+                                         r"--data .*trainingandtestdata.zip!/training"):
+        list(read_labelled(str(both)))
+    with pytest.raises(ValueError, match="has no file 'test.csv'"):
+        list(read_labelled(f"{both}!/test.csv"))
+    with pytest.raises(FileNotFoundError, match="data file not found"):
+        list(read_labelled(str(tmp_path / "missing.zip!/x.csv")))
     damaged = tmp_path / "damaged.zip"
-    damaged.write_bytes(path.read_bytes()[:40])
+    damaged.write_bytes(both.read_bytes()[:40])
     with pytest.raises(ValueError, match="cannot be read.*extract the file"):
         list(read_labelled(str(damaged)))
+
+    tsv = b"tweet\tsentiment\ngood, very good\tpositive\nawful\tnegative\n"
+    tar = tmp_path / "tables.tar"
+    with tarfile.open(tar, "w") as t:
+        info = tarfile.TarInfo("data/t.tsv")
+        info.size = len(tsv)
+        t.addfile(info, io.BytesIO(tsv))
+    got = [(x, y) for c in read_labelled(str(tar), "table", text_col="tweet", label_col="sentiment")
+           for x, y in zip(c.texts, c.labels)]
+    assert got == [("good, very good", 1), ("awful", 0)]
 
 
 def test_table_csv_and_parquet(tmp_path):

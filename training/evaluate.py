@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sentiment_core.artifact import ArtifactError, load_metadata
-from sentiment_core.labelled import FORMATS, ReadStats, parse_label_map, read_labelled
+from sentiment_core.labelled import FORMATS, ReadStats, data_file, parse_label_map, read_labelled
 from sentiment_core.metrics import binary_metrics
 
 log = logging.getLogger("training.evaluate")
@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         meta = load_metadata(args.model)
-        if not os.path.isfile(args.data):
-            raise FileNotFoundError(f"data file not found: {args.data}")
+        data_file(args.data)
         texts, y, info = load_examples(args, meta)
         if not len(texts):
             raise ValueError(f"{args.data}: no labelled positive/negative rows to evaluate")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment_core.labelled import FORMATS, parse_label_map
+from sentiment_core.labelled import FORMATS, data_file, parse_label_map
 from sentiment_core.text import DEFAULT_NORMALIZER, NORMALIZERS
 
 log = logging.getLogger("training.train")
@@ -129,9 +129,7 @@ def parse_args(argv=None) -> TrainConfig:
 def _source_stamp(paths) -> list[dict]:
     out = []
     for p in paths:
-        if not os.path.isfile(p):
-            raise FileNotFoundError(f"data file not found: {p}")
-        st = os.stat(p)
+        st = os.stat(data_file(p))
         out.append({"path": os.path.abspath(p), "size": st.st_size, "mtime": int(st.st_mtime)})
     return out
 
