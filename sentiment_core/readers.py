@@ -1111,8 +1111,8 @@ STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
 _ARCHIVE_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"),
                   (b"Rar!\x1a\x07", "rar"), (b"\x04\x22\x4d\x18", "lz4"))
 _ARCHIVE_ADVICE = {
-    "tar": "a tar archive: the jobs read the members of an uncompressed tar; extract this one "
-           "(tar -xf {path} -C DIR) and pass DIR",
+    "tar": "a tar archive inside another archive: the jobs read the members of the tars they are given; "
+           "extract this one (tar -xf {path} -C DIR) and pass DIR",
     "zip": "a zip archive read as one file (inside another archive, or one whose member list could not be "
            "read): the jobs read the members of the zips they are given; unzip this one (unzip {path} -d DIR) "
            "and pass DIR",
@@ -1129,14 +1129,24 @@ def _archive_kind(first_line: bytes) -> str | None:
     return next((kind for magic, kind in _ARCHIVE_MAGIC if first_line.startswith(magic)), None)
 
 
+def _stream_lines(stream) -> Iterator[tuple[int, bytes]]:
+    """The lines of an open binary stream (a member of a tar read as a stream), decompressed as its
+    first bytes say, in pieces as :func:`open_lines` gives them."""
+    buffered = io.BufferedReader(stream, buffer_size=_CHUNK)
+    with _decompressed(buffered, buffered.peek(_MAGIC_BYTES)[:_MAGIC_BYTES]) as data:
+        yield from _iter_split(data, pieces=True)
+
+
 def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int = 0,
-                   member=None) -> Iterator[tuple[int, str]]:
+                   member=None, stream=None) -> Iterator[tuple[int, str]]:
     """Non-blank decoded lines; on a read error records it in ``state`` and stops. Of a whole file,
     a line longer than 4 MB comes in pieces with its number (:func:`_iter_split`): items with the
     same number are one line."""
     whole = True  # the item before ended its line: the next one starts a line
     try:
-        for line_no, raw in open_lines(path, byte_range, newlines_before, member, pieces=byte_range is None):
+        raw_lines = (open_lines(path, byte_range, newlines_before, member, pieces=byte_range is None)
+                     if stream is None else _stream_lines(stream))
+        for line_no, raw in raw_lines:
             starts = whole
             whole = type(raw) is not _Piece
             state["in_line"] = not whole  # a read error now leaves this line unfinished
@@ -1345,21 +1355,25 @@ def read_file(path: str, fmt: str = "auto", source_file: str | None = None,
 
 def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
                   byte_range: tuple[int, int] | None = None, newlines_before: int = 0,
-                  member: tuple[str, int, int] | None = None) -> Iterator[tuple[int, Record]]:
+                  member: tuple[str, int, int] | None = None, stream=None) -> Iterator[tuple[int, Record]]:
     """:func:`read_file`'s records with the 1-based line each came from. ``member``: read the tar or
     zip member ``(name, offset, size)`` of ``path`` (:func:`archive_members`) as a file of its own,
-    named ``<path>!/<name>`` in ``source_file``."""
+    named ``<path>!/<name>`` in ``source_file``. A whole file that is a tar archive, compressed or
+    not (``.tar.gz``, ``.tar.bz2``, ``.tar.xz``, ``.tar.zst``), gives the records of its members in
+    the order they lie, read as one stream (:func:`_read_tar_stream`). ``stream``: read this open
+    binary stream instead of opening ``path`` (such a member, named ``source_file``)."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected 'auto' or one of {FORMATS}")
     if byte_range is not None and fmt == "auto":
         raise ValueError("a byte range of a file needs its format: detect it on the whole file first")
+    fmt_given = fmt
     if member is not None and byte_range is not None:
         raise ValueError("a byte range of an archive member is not supported")
     source = source_file if source_file is not None else path
     if member is not None:
         source = f"{source}{TAR_MEMBER_SEP}{member[0]}"
     state: dict = {"last_line": newlines_before, "error": None}
-    lines = _decoded_lines(path, state, byte_range, newlines_before, member)
+    lines = _decoded_lines(path, state, byte_range, newlines_before, member, stream)
     if byte_range is None:
         lines = _lines_or_values(lines, state)
 
@@ -1383,6 +1397,9 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
                     rec[1]["line_no"] = None
                 yield line_no, rec
 
+    if state.get("archive") == "tar" and member is None and stream is None and byte_range is None:
+        yield from _read_tar_stream(path, fmt_given, source)
+        return
     if state.get("archive"):  # one clear reject, not one per line of binary
         yield 0, _reject(_ARCHIVE_ADVICE[state["archive"]].format(path=path), source, None, schema.UNREADABLE_FILE)
     error = state["error"]
@@ -1395,6 +1412,26 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
                                    schema.TRUNCATED_FILE)
         else:
             yield line_no, _reject(f"cannot read file: {message}", source, None, schema.UNREADABLE_FILE)
+
+
+def _read_tar_stream(path: str, fmt: str, source: str) -> Iterator[tuple[int, Record]]:
+    """The records of each regular, visible member of a tar archive (compressed or not), read as
+    one stream in the order they lie, each named ``<source>!/<member>`` and read as a file of its
+    own (itself plain or compressed). An archive that breaks off gives the records before the break
+    and one truncated_file reject."""
+    import tarfile
+
+    members = 0
+    try:
+        with _open_decompressed(path) as data, tarfile.open(fileobj=data, mode="r|") as tar:
+            for info in tar:
+                if not info.isfile() or not _visible(info.name):
+                    continue
+                members += 1
+                yield from read_numbered(path, fmt, f"{source}{TAR_MEMBER_SEP}{info.name}", stream=tar.extractfile(info))
+    except (tarfile.TarError, *STREAM_ERRORS) as exc:
+        yield 0, _reject(f"tar archive breaks off after {members} member(s): {type(exc).__name__}: {exc}",
+                         source, None, schema.TRUNCATED_FILE)
 
 
 # --------------------------------------------------------------------------------------------
