@@ -267,10 +267,9 @@ def scoring_partitions(rows: int, slots: int) -> int:
     return -(-max(1, -(-rows // ROWS_PER_SCORING_TASK)) // slots) * slots
 
 
-# CSV/TSV tweet tables, by name: Spark's CSV source reads those it can decompress (by the name:
-# .gz, .bz2); the others (xz, zstd, a member of a zip download) are read in Python (read_csv_units)
-_SPARK_CSV_SUFFIXES = tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in ("", ".gz", ".bz2"))
-_CSV_SUFFIXES = _SPARK_CSV_SUFFIXES + tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in (".xz", ".zst", ".zstd"))
+# CSV/TSV tweet tables, by name, plain or compressed, files or members of a zip download: read in
+# Python (read_csv_units), where the readers' decompressors, URIs and archives apply
+_CSV_SUFFIXES = tuple(f".{kind}{z}" for kind in ("csv", "tsv") for z in ("", ".gz", ".bz2", ".xz", ".zst", ".zstd"))
 
 
 def _table_header(path: str, member: tuple[str, int, int] | None = None) -> str | None:
@@ -314,51 +313,91 @@ def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -
 CSV_ROWS_PER_FRAME = 10_000
 
 
+def table_names(header: str, sep: str) -> list[str]:
+    """A CSV header's column names, each unique (a repeated name gets ``_2``, ``_3``; a blank one is
+    ``_c<i>``, as Spark names it), then TABLE_EXTRA."""
+    import csv
+
+    names: list[str] = []
+    for i, name in enumerate(next(csv.reader([header], delimiter=sep), [])):
+        name = name.strip() or f"_c{i}"
+        base, k = name, 1
+        while name in names:
+            k += 1
+            name = f"{base}_{k}"
+        names.append(name)
+    return names + [TABLE_EXTRA]
+
+
 def read_csv_units(units: list[tuple], sep: str, names: list[str]):
-    """mapInPandas body over ``spark.range(len(units))``: task ``i`` reads the CSV table
-    ``units[i] = (path, zip member or None)`` in Python, as Spark's CSV source would read it with
-    the all-string schema ``names`` (the header's, then TABLE_EXTRA): the header row skipped, blank
-    lines skipped, empty fields null, fields beyond the header's joined into TABLE_EXTRA. Two more
-    columns: TABLE_SOURCE (the row's file, ``<zip>!/<member>`` for a member) and TABLE_ERROR (a
-    last row when the file breaks off: "reason: message")."""
+    """mapInArrow body over ``spark.range(len(units))``: task ``i`` reads the CSV table
+    ``units[i] = (path, zip member or None)`` (RFC 4180: quoted fields keep separators, quotes as
+    ``""`` and newlines; UTF-8, invalid bytes replaced) into the all-string columns ``names`` (the
+    header's, then TABLE_EXTRA): the header row and blank lines skipped, empty fields null, missing
+    ones null, fields beyond the header's joined into TABLE_EXTRA. Three more columns: TABLE_SOURCE
+    (the row's file, ``<zip>!/<member>`` for a member), TABLE_LINE (the line the row starts on) and
+    TABLE_ERROR (a last row when the file breaks off: "reason: message"). Rows go to Arrow a column
+    at a time, without pandas."""
     import csv
     import io
 
-    width = len(names) - 1
-    columns = names + [TABLE_SOURCE, TABLE_ERROR]
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    def rows_of(path: str, member) -> Iterator[list]:
+    width = len(names) - 1
+    columns = names + [TABLE_SOURCE, TABLE_LINE, TABLE_ERROR]
+    null = pa.scalar(None, pa.string())
+
+    def batch(rows: list, extras: list, lines: list, source: str, error: str | None = None) -> pa.RecordBatch:
+        fields = [pa.array(c, pa.string()) for c in zip(*rows)] if rows else [pa.nulls(1, pa.string())] * width
+        fields = [pc.if_else(pc.not_equal(f, ""), f, null) for f in fields]  # an empty field is null
+        n = max(len(rows), 1)
+        return pa.RecordBatch.from_arrays(
+            fields + [pa.array(extras or [None], pa.string()), pa.array([source] * n, pa.string()),
+                      pa.array(lines or [None], pa.int64()), pa.array([error] * n, pa.string())], names=columns)
+
+    def batches_of(path: str, member) -> Iterator[pa.RecordBatch]:
         source = f"{path}{readers.TAR_MEMBER_SEP}{member[0]}" if member else path
         read = 0
+        rows: list = []
+        extras: list = []
+        lines: list = []
         try:
-            with io.TextIOWrapper(readers.open_data(path, member), encoding="utf-8", errors="replace",
+            with io.TextIOWrapper(readers.open_data(path, member), encoding="utf-8-sig", errors="replace",
                                   newline="") as text:
-                rows = csv.reader(text, delimiter=sep)
-                for row in rows:  # up to the header row (csv_tables read it)
+                reader = csv.reader(text, delimiter=sep)
+                for row in reader:  # up to the header row (csv_tables read it)
                     if row:
                         break
-                for row in rows:
+                line = reader.line_num + 1
+                for row in reader:
+                    start, line = line, reader.line_num + 1
                     if not row:
                         continue
-                    fields = [f if f != "" else None for f in row[:width]] + [None] * (width - len(row))
-                    extra = sep.join(row[width:]) if len(row) > width else None
-                    read += 1
-                    yield fields + [extra, source, None]
+                    if len(row) != width:
+                        extras.append(sep.join(row[width:]) if len(row) > width else None)
+                        row = row[:width] + [""] * (width - len(row))
+                    else:
+                        extras.append(None)
+                    rows.append(row)
+                    lines.append(start)
+                    if len(rows) >= CSV_ROWS_PER_FRAME:
+                        read += len(rows)
+                        yield batch(rows, extras, lines, source)
+                        rows, extras, lines = [], [], []
+            if rows:
+                yield batch(rows, extras, lines, source)
         except (*readers.STREAM_ERRORS, csv.Error) as exc:
+            read += len(rows)
+            if rows:
+                yield batch(rows, extras, lines, source)
             reason = schema.TRUNCATED_FILE if read or isinstance(exc, EOFError) else schema.UNREADABLE_FILE
-            yield [None] * (width + 1) + [source, f"{reason}: file breaks off after {read} rows: {type(exc).__name__}: {exc}"]
+            yield batch([], [], [], source, f"{reason}: file breaks off after {read} rows: {type(exc).__name__}: {exc}")
 
-    def read(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in ids:
-            for task in batch["id"]:
-                buf = []
-                for row in rows_of(*units[task]):
-                    buf.append(row)
-                    if len(buf) >= CSV_ROWS_PER_FRAME:
-                        yield pd.DataFrame(buf, columns=columns, dtype=object)
-                        buf = []
-                if buf:
-                    yield pd.DataFrame(buf, columns=columns, dtype=object)
+    def read(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for ids_batch in ids:
+            for task in ids_batch.column(0).to_pylist():
+                yield from batches_of(*units[task])
     return read
 
 
@@ -392,25 +431,15 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     if parquet:
         frames.append(map_table(spark.read.parquet(*parquet), columns or {}))
     by_header: dict[tuple, list[tuple]] = {}
-    for (path, member), (sep, header) in tables.items():
-        in_spark = member is None and path.lower().endswith(_SPARK_CSV_SUFFIXES)
-        by_header.setdefault((sep, header, in_spark), []).append((path, member))
-    if by_header:
-        import csv
-
-        from pyspark.sql.types import StringType, StructField, StructType
-    for (sep, header, in_spark), group in by_header.items():  # Spark takes one header for all files of a read
-        # every column a string, and one more: Spark drops the fields of a row beyond its schema's
-        # without a word, so a row with more fields than the header (an unquoted comma in a text)
-        # fills TABLE_EXTRA and becomes a bad_field_count reject instead of a tweet with a cut text
-        names = next(csv.reader([header], delimiter=sep)) + [TABLE_EXTRA]
-        if in_spark:
-            df = (spark.read.schema(StructType([StructField(n, StringType()) for n in names]))
-                  .option("header", True).option("multiLine", True).option("escape", '"').option("sep", sep)
-                  .option("mode", "PERMISSIVE").option("encoding", "UTF-8").csv([path for path, _ in group]))
-        else:
-            ddl = StructType([StructField(n, StringType()) for n in names + [TABLE_SOURCE, TABLE_ERROR]])
-            df = spark.range(0, len(group), 1, len(group)).mapInPandas(read_csv_units(group, sep, names), ddl)
+    for unit, key in tables.items():
+        by_header.setdefault(key, []).append(unit)
+    for (sep, header), group in by_header.items():  # one schema per header: one task per table
+        # every column a string, and one more: a row with more fields than the header (an unquoted
+        # comma in a text) fills TABLE_EXTRA and becomes a bad_field_count reject, not a cut text
+        names = table_names(header, sep)
+        ddl = (", ".join("`{}` string".format(n.replace("`", "``")) for n in names + [TABLE_SOURCE])
+               + f", `{TABLE_LINE}` long, `{TABLE_ERROR}` string")
+        df = spark.range(0, len(group), 1, len(group)).mapInArrow(read_csv_units(group, sep, names), ddl)
         frames.append(map_table(df, columns or {}, "csv"))
     if not frames:
         raise ValueError(f"no input files found under {list(paths)}")
@@ -424,8 +453,8 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
 TABLE_COLUMNS = schema.TABLE_COLUMNS
 # the column a CSV table is read with beyond its header's: only a row with more fields fills it
 TABLE_EXTRA = "_fields_beyond_the_header"
-# and those of a table read in Python (read_csv_units): the row's file, and a read error
-TABLE_SOURCE, TABLE_ERROR = "_source_file_of_the_row", "_read_error"
+# and those of a table read in Python (read_csv_units): the row's file and line, and a read error
+TABLE_SOURCE, TABLE_LINE, TABLE_ERROR = "_source_file_of_the_row", "_line_of_the_row", "_read_error"
 
 
 def _table_column(df, name: str):
@@ -489,16 +518,19 @@ def map_table(df, columns: dict, what: str = "parquet"):
               .when(tid.isNull() | (F.trim(tid) == ""), F.lit(schema.MISSING_ID))
               .when(ts.isNull(), F.lit(schema.BAD_TIMESTAMP))
               .when(text.isNull() | (F.trim(text) == ""), F.lit(schema.EMPTY_TEXT)))
-    fields = [c for c in df.columns if c not in (TABLE_SOURCE, TABLE_ERROR)]
+    fields = [c for c in df.columns if c not in (TABLE_SOURCE, TABLE_LINE, TABLE_ERROR)]
     raw = F.substring(F.coalesce(error, F.to_json(F.struct(*[_table_column(df, c) for c in fields]))), 1,
                       schema.MAX_RAW_CHARS)
     src = F.col(TABLE_SOURCE) if TABLE_SOURCE in df.columns else F.input_file_name()
+    # a CSV row's line: a reject's own, a tweet's as parse_units keys it (for the dedup's order)
+    line = F.col(TABLE_LINE) if TABLE_LINE in df.columns else F.lit(None).cast("long")
+    line_no = F.when(reason.isNotNull(), line).otherwise(line * RECORDS_PER_LINE)
     return df.select(
         F.when(reason.isNull(), F.lit("tweet")).otherwise(F.lit("reject")).alias("kind"),
         tid.alias("tweet_id"), ts.alias("created_at"), F.to_date(ts).alias("dt"),
         opt("user", "string").alias("user"), opt("lang", "string").alias("lang"), text.alias("text"),
         F.coalesce(opt("retweet", "boolean"), F.lit(False)).alias("is_retweet"), src.alias("source_file"),
-        F.lit(None).cast("long").alias("line_no"),
+        line_no.alias("line_no"),
         F.when(reason.isNotNull(), raw).alias("raw"), reason.alias("reason"),
         F.when(reason.isNotNull(), F.current_timestamp()).alias("detected_at"),
         F.lit(None).cast("string").alias("user_id"), F.lit(None).cast("timestamp").alias("deleted_at"),

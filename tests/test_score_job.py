@@ -327,10 +327,10 @@ TWARC_CSV = (  # twarc-csv's columns; a text with commas, quotes and a newline; 
     "1364000000000000006,6,2021-02-23T06:00:00.000Z,oops, an unquoted comma,gil,en\n")  # -> bad_field_count
 
 
-def test_csv_tables_spark_cannot_decompress_are_read_in_python_as_spark_reads_the_plain_one(spark, tmp_path):
-    """A CSV table compressed with xz or zstd, or a member of a zip download (Kaggle's way), is read
-    in Python into the same records Spark's CSV source gives for the plain file; the zip's other
-    members are parsed as before; a table that breaks off ends in one truncated_file reject."""
+def test_csv_tables_compressed_or_in_a_zip_read_as_the_plain_file(spark, tmp_path):
+    """A CSV table compressed with xz or zstd, or a member of a zip download (Kaggle's way), gives
+    the records of the plain file; the zip's other members are parsed as before; rejects carry the
+    line their row starts on; a table that breaks off ends in one truncated_file reject."""
     import lzma
     import zipfile
 
@@ -355,16 +355,22 @@ def test_csv_tables_spark_cannot_decompress_are_read_in_python_as_spark_reads_th
     def without_source(df):
         return sorted(map(repr, df.drop(columns="source_file").to_dict("records")))
 
-    spark_read = rows([tmp_path / "plain.csv"])
+    plain_read = rows([tmp_path / "plain.csv"])
+    rejects = plain_read[plain_read["kind"] == "reject"].sort_values("line_no")
+    assert list(zip(rejects["line_no"], rejects["reason"])) == [
+        (5, "empty_text"), (6, "bad_timestamp"), (7, "missing_id"), (8, "bad_field_count")]  # row 1 is lines 2-3
     plan: dict = {}
     got = rows([tmp_path / "in"], plan)
     assert plan["csv_tables"] == 3 and (plan["zip_files"], plan["tasks"]) == (1, 1)
     for source in ("t.csv.xz", "t.csv.zst", "download.zip!/data/tweets.csv"):
         table = got[got["source_file"] == str(tmp_path / "in" / source)]
-        assert without_source(table) == without_source(spark_read) and len(table) == 6
+        assert without_source(table) == without_source(plain_read) and len(table) == 6
     stream = got[got["source_file"].str.endswith("!/data/stream.jsonl")]
     assert without_source(stream) == without_source(rows([V1_SAMPLE]))
 
+    from sentiment_core.spark import TABLE_EXTRA, table_names
+
+    assert table_names('id,text,," text"', ",") == ["id", "text", "_c2", "text_2", TABLE_EXTRA]
     whole = lzma.compress(data * 400)
     (tmp_path / "cut.csv.xz").write_bytes(whole[: len(whole) // 2])
     cut = rows([tmp_path / "cut.csv.xz"])
