@@ -344,15 +344,24 @@ def _v2_tweet(item, users: dict, included: dict, raw_line: str, source_file: str
     return _tweet(tweet_id, created_at, user, item.get("lang"), text, is_retweet, source_file)
 
 
-def parse_v2_line(line: str, source_file: str, line_no: int) -> list[Record]:
-    """One line of twarc2 output -> one record per tweet (page / stream message / flat tweet)."""
+def _object_line(line: str, source_file: str, line_no: int) -> tuple[dict | None, list[Record]]:
+    """A line that should hold one JSON object: (the object, []), or (None, what the line gives
+    instead: nothing for a blank line, a reject for malformed JSON or any other value)."""
     if not line.strip():
-        return []
+        return None, []
     obj, bad = _load_json(line, source_file, line_no)
     if bad is not None:
-        return [bad]
+        return None, [bad]
     if not isinstance(obj, dict):
-        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+        return None, [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+    return obj, []
+
+
+def parse_v2_line(line: str, source_file: str, line_no: int) -> list[Record]:
+    """One line of twarc2 output -> one record per tweet (page / stream message / flat tweet)."""
+    obj, other = _object_line(line, source_file, line_no)
+    if obj is None:
+        return other
 
     if "data" in obj:  # response page (data: list) or filtered-stream message (data: object)
         data = obj["data"]
@@ -432,13 +441,9 @@ def _object_text(obj: dict) -> str | None:
 def parse_json_line(line: str, source_file: str, line_no: int) -> list[Record]:
     """One JSON object of another tool's tweets -> [tweet] / [reject]; [] for a blank line. A
     retweet (snscrape's ``retweetedTweet``) takes the retweeted tweet's text and is marked."""
-    if not line.strip():
-        return []
-    obj, bad = _load_json(line, source_file, line_no)
-    if bad is not None:
-        return [bad]
-    if not isinstance(obj, dict):
-        return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
+    obj, other = _object_line(line, source_file, line_no)
+    if obj is None:
+        return other
     keys = _fields(obj)
     if keys["text"] is None and keys["id"] is None:
         return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
