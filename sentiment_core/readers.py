@@ -815,7 +815,7 @@ def _open_zip_member(raw, name: str):
 def open_data(path: str, member: tuple[str, int, int] | None = None):
     """A file's bytes as a binary stream, decompressed when it is gzip, bzip2, xz or zstd (by its
     first bytes), or those of its archive member (:func:`archive_members`); the training data
-    readers and the CSV tables Spark cannot decompress are opened with it. A stream that breaks off
+    readers and the scoring job's CSV tweet tables are opened with it. A stream that breaks off
     raises one of STREAM_ERRORS."""
     return _open_decompressed(path, member)
 
