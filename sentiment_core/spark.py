@@ -358,7 +358,7 @@ def read_csv_units(units: list[tuple], sep: str, names: list[str]):
 
     def batches_of(path: str, member) -> Iterator[pa.RecordBatch]:
         source = f"{path}{readers.TAR_MEMBER_SEP}{member[0]}" if member else path
-        read = 0
+        read, line = 0, 1
         rows: list = []
         extras: list = []
         lines: list = []
@@ -391,8 +391,13 @@ def read_csv_units(units: list[tuple], sep: str, names: list[str]):
             read += len(rows)
             if rows:
                 yield batch(rows, extras, lines, source)
-            reason = schema.TRUNCATED_FILE if read or isinstance(exc, EOFError) else schema.UNREADABLE_FILE
-            yield batch([], [], [], source, f"{reason}: file breaks off after {read} rows: {type(exc).__name__}: {exc}")
+            if isinstance(exc, csv.Error):  # a quote left open runs to the end of the file: where it starts
+                error = (f"{schema.UNREADABLE_FILE}: the CSV cannot be read on from the row that starts on line "
+                         f"{line} (after {read} rows): {exc}; an unbalanced quote?")
+            else:
+                reason = schema.TRUNCATED_FILE if read or isinstance(exc, EOFError) else schema.UNREADABLE_FILE
+                error = f"{reason}: file breaks off after {read} rows: {type(exc).__name__}: {exc}"
+            yield batch([], [], [], source, error)
 
     def read(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for ids_batch in ids:

@@ -371,6 +371,13 @@ def test_csv_tables_compressed_or_in_a_zip_read_as_the_plain_file(spark, tmp_pat
     from sentiment_core.spark import TABLE_EXTRA, table_names
 
     assert table_names('id,text,," text"', ",") == ["id", "text", "_c2", "text_2", TABLE_EXTRA]
+    broken = tmp_path / "broken.csv"  # a quote left open on line 4 swallows the rest of the file
+    broken.write_text(TWARC_CSV.splitlines()[0] + "\n" + "\n".join(
+        [f'{i},{i},2021-02-23T01:00:00.000Z,"fine",ann,en' for i in (1, 2)] + ['3,3,2021-02-23T01:00:00.000Z,"open'] +
+        [f'{i},{i},2021-02-23T01:00:00.000Z,rest,ann,en' for i in range(4, 20000)]) + "\n")
+    got_broken = rows([broken])
+    assert (got_broken["kind"] == "tweet").sum() == 2 and got_broken["reason"].tolist()[-1] == "unreadable_file"
+    assert "starts on line 4" in got_broken["raw"].tolist()[-1]
     whole = lzma.compress(data * 400)
     (tmp_path / "cut.csv.xz").write_bytes(whole[: len(whole) // 2])
     cut = rows([tmp_path / "cut.csv.xz"])
