@@ -51,7 +51,8 @@ class ScoreConfig:
     partitions: int = field(default=0, metadata={"help": "scoring tasks (0: from the row count)"})
     files_per_task: int = field(default=4, metadata={"help": "input files parsed per read task"})
     overwrite: bool = field(default=False, metadata={"help": "replace all earlier output (or write into a non-job dir)"})
-    # a table's (Parquet, CSV) columns, where not found by name (sentiment_core.spark.TABLE_COLUMNS)
+    # the fields of a table (Parquet, CSV) or of other tools' JSON objects, where not found by name
+    # (sentiment_core.schema.TABLE_COLUMNS)
     id_col: str | None = None
     text_col: str | None = None
     time_col: str | None = None
@@ -85,7 +86,8 @@ def parse_args(argv=None) -> ScoreConfig:
     p.add_argument("--files-per-task", type=int, default=4)
     p.add_argument("--overwrite", action="store_true")
     for c in ("id", "text", "time", "user", "lang"):
-        p.add_argument(f"--{c}-col", help=f"table input (Parquet, CSV): the {c} column, where not found by name")
+        p.add_argument(f"--{c}-col", help=f"table input (Parquet, CSV, other tools' JSON objects): the {c} column or "
+                       "field, where not found by name")
     ns = vars(p.parse_args(argv))
     ns["inputs"] = tuple(ns["inputs"])
     ns["lang"] = tuple(ns["lang"])

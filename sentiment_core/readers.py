@@ -39,6 +39,7 @@ from __future__ import annotations
 import bisect
 import bz2
 import datetime as _dt
+import functools
 import gzip
 import io
 import itertools
@@ -411,16 +412,28 @@ def parse_sentiment140_line(line: str, source_file: str, line_no: int) -> list[R
 # other tools' tweet objects (snscrape, dataset exports): fields found by name
 # --------------------------------------------------------------------------------------------
 
-_FIELDS_OF: dict[tuple, dict] = {}  # an object's keys -> the key of each field in it (objects of a file share them)
+_FIELDS_OF: dict[tuple, dict] = {}  # (an object's keys, names given) -> the key of each field (a file's objects share them)
 
 
-def _fields(obj: dict) -> dict:
-    keys = tuple(obj)
-    found = _FIELDS_OF.get(keys)
+def _get(obj: dict, key: str):
+    """``obj[key]``, or the value at a dotted path into nested objects (``user.username``)."""
+    if key in obj or "." not in key:
+        return obj.get(key)
+    for part in key.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def _fields(obj: dict, columns: tuple = ()) -> dict:
+    """The key (or dotted path) of each TABLE_COLUMNS field in ``obj``, None where absent:
+    found by name, or as named in ``columns`` (the jobs' --id-col ...: (field, name) pairs)."""
+    cache = (tuple(obj), columns)
+    found = _FIELDS_OF.get(cache)
     if found is None:
         if len(_FIELDS_OF) > 1024:
             _FIELDS_OF.clear()
-        found = _FIELDS_OF[keys] = {f: schema.find_column(keys, f) for f in schema.TABLE_COLUMNS}
+        named = dict(columns)
+        found = _FIELDS_OF[cache] = {f: named.get(f) or schema.find_column(cache[0], f) for f in schema.TABLE_COLUMNS}
     return found
 
 
@@ -433,37 +446,38 @@ def _object_time(value) -> _dt.datetime | None:
     return parse_iso_date(value) or parse_v1_date(value)
 
 
-def _object_text(obj: dict) -> str | None:
-    key = _fields(obj)["text"]
-    return _nonblank(obj.get(key)) if key is not None else None
+def _object_text(obj: dict, columns: tuple = ()) -> str | None:
+    key = _fields(obj, columns)["text"]
+    return _nonblank(_get(obj, key)) if key is not None else None
 
 
-def parse_json_line(line: str, source_file: str, line_no: int) -> list[Record]:
+def parse_json_line(line: str, source_file: str, line_no: int, columns: tuple = ()) -> list[Record]:
     """One JSON object of another tool's tweets -> [tweet] / [reject]; [] for a blank line. A
-    retweet (snscrape's ``retweetedTweet``) takes the retweeted tweet's text and is marked."""
+    retweet (snscrape's ``retweetedTweet``) takes the retweeted tweet's text and is marked.
+    ``columns``: (field, key or dotted path) pairs that name fields not found by name."""
     obj, other = _object_line(line, source_file, line_no)
     if obj is None:
         return other
-    keys = _fields(obj)
+    keys = _fields(obj, columns)
     if keys["text"] is None and keys["id"] is None:
         return [_reject(line, source_file, line_no, schema.UNKNOWN_RECORD)]
-    tweet_id = obj.get(keys["id"]) if keys["id"] else None
+    tweet_id = _get(obj, keys["id"]) if keys["id"] else None
     tweet_id = _nonblank(str(tweet_id)) if isinstance(tweet_id, (str, int)) and not isinstance(tweet_id, bool) else None
     if tweet_id is None:
         return [_reject(line, source_file, line_no, schema.MISSING_ID)]
-    created_at = _object_time(obj.get(keys["time"])) if keys["time"] else None
+    created_at = _object_time(_get(obj, keys["time"])) if keys["time"] else None
     if created_at is None:
         return [_reject(line, source_file, line_no, schema.BAD_TIMESTAMP)]
     retweeted = obj.get("retweetedTweet")
     retweeted = retweeted if isinstance(retweeted, dict) else None
-    is_retweet = retweeted is not None or (keys["retweet"] is not None and obj.get(keys["retweet"]) is True)
-    text = (_object_text(retweeted) if retweeted is not None else None) or _object_text(obj)
+    is_retweet = retweeted is not None or (keys["retweet"] is not None and _get(obj, keys["retweet"]) is True)
+    text = (_object_text(retweeted) if retweeted is not None else None) or _object_text(obj, columns)
     if text is None:
         return [_reject(line, source_file, line_no, schema.EMPTY_TEXT)]
-    user = obj.get(keys["user"]) if keys["user"] else None
+    user = _get(obj, keys["user"]) if keys["user"] else None
     if isinstance(user, dict):
         user = user.get("username") or user.get("screen_name")
-    return [_tweet(tweet_id, created_at, user, obj.get(keys["lang"]) if keys["lang"] else None, text, is_retweet,
+    return [_tweet(tweet_id, created_at, user, _get(obj, keys["lang"]) if keys["lang"] else None, text, is_retweet,
                    source_file)]
 
 
@@ -479,8 +493,9 @@ _PARSERS: dict[str, Callable[[str, str, int], list[Record]]] = {
 # format detection
 # --------------------------------------------------------------------------------------------
 
-def _classify(line: str) -> str | None:
-    """The format one line belongs to, or None when it does not tell."""
+def _classify(line: str, columns: tuple = ()) -> str | None:
+    """The format one line belongs to, or None when it does not tell. ``columns``: as in
+    :func:`parse_json_line`."""
     text = line.strip().lstrip("\ufeff")
     if not text:
         return None
@@ -506,7 +521,7 @@ def _classify(line: str) -> str | None:
         return "twitter-v1"
     if "errors" in obj and ("meta" in obj or "includes" in obj or "title" in obj):
         return "twitter-v2"
-    fields = _fields(obj)
+    fields = _fields(obj, columns)
     if fields["id"] is not None and fields["text"] is not None and fields["time"] is not None:
         return "json"  # another tool's tweet objects (snscrape, a dataset export)
     return None
@@ -1279,12 +1294,12 @@ def _document_values(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, st
         pos = end
 
 
-def _detect(lines: Iterator[tuple[int, str]]) -> tuple[str | None, list[tuple[int, str]]]:
+def _detect(lines: Iterator[tuple[int, str]], columns: tuple = ()) -> tuple[str | None, list[tuple[int, str]]]:
     """The format told by the first of at most _DETECT_MAX_LINES lines, and the lines read."""
     buffered: list[tuple[int, str]] = []
     for item in lines:
         buffered.append(item)
-        found = _classify(item[1])
+        found = _classify(item[1], columns)
         if found is not None:
             return found, buffered
         if len(buffered) >= _DETECT_MAX_LINES:
@@ -1360,13 +1375,16 @@ def read_file(path: str, fmt: str = "auto", source_file: str | None = None,
 
 def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
                   byte_range: tuple[int, int] | None = None, newlines_before: int = 0,
-                  member: tuple[str, int, int] | None = None, stream=None) -> Iterator[tuple[int, Record]]:
+                  member: tuple[str, int, int] | None = None, stream=None,
+                  columns: tuple = ()) -> Iterator[tuple[int, Record]]:
     """:func:`read_file`'s records with the 1-based line each came from. ``member``: read the tar or
     zip member ``(name, offset, size)`` of ``path`` (:func:`archive_members`) as a file of its own,
     named ``<path>!/<name>`` in ``source_file``. A whole file that is a tar archive, compressed or
     not (``.tar.gz``, ``.tar.bz2``, ``.tar.xz``, ``.tar.zst``), gives the records of its members in
     the order they lie, read as one stream (:func:`_read_tar_stream`). ``stream``: read this open
-    binary stream instead of opening ``path`` (such a member, named ``source_file``)."""
+    binary stream instead of opening ``path`` (such a member, named ``source_file``). ``columns``:
+    (field, key) pairs naming the fields of other tools' tweet objects (format ``json``) where they
+    are not found by name, as the jobs' --id-col, --text-col ... name a table's columns."""
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected 'auto' or one of {FORMATS}")
     if byte_range is not None and fmt == "auto":
@@ -1384,9 +1402,11 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
 
     buffered: list[tuple[int, str]] = []
     if fmt == "auto":
-        fmt, buffered = _detect(lines)
+        fmt, buffered = _detect(lines, columns)
     # nothing told the format: every line is counted (unknown_record) rather than guessed at
     parse = _PARSERS[fmt] if fmt is not None else None
+    if fmt == "json" and columns:
+        parse = functools.partial(parse_json_line, columns=columns)
 
     def all_lines() -> Iterable[tuple[int, str]]:
         yield from buffered
@@ -1403,7 +1423,7 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
                 yield line_no, rec
 
     if state.get("archive") == "tar" and member is None and stream is None and byte_range is None:
-        yield from _read_tar_stream(path, fmt_given, source)
+        yield from _read_tar_stream(path, fmt_given, source, columns)
         return
     if state.get("archive"):  # one clear reject, not one per line of binary
         yield 0, _reject(_ARCHIVE_ADVICE[state["archive"]].format(path=path), source, None, schema.UNREADABLE_FILE)
@@ -1419,7 +1439,7 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
             yield line_no, _reject(f"cannot read file: {message}", source, None, schema.UNREADABLE_FILE)
 
 
-def _read_tar_stream(path: str, fmt: str, source: str) -> Iterator[tuple[int, Record]]:
+def _read_tar_stream(path: str, fmt: str, source: str, columns: tuple = ()) -> Iterator[tuple[int, Record]]:
     """The records of each regular, visible member of a tar archive (compressed or not), read as
     one stream in the order they lie, each named ``<source>!/<member>`` and read as a file of its
     own (itself plain or compressed). An archive that breaks off gives the records before the break
@@ -1433,7 +1453,8 @@ def _read_tar_stream(path: str, fmt: str, source: str) -> Iterator[tuple[int, Re
                 if not info.isfile() or not _visible(info.name):
                     continue
                 members += 1
-                yield from read_numbered(path, fmt, f"{source}{TAR_MEMBER_SEP}{info.name}", stream=tar.extractfile(info))
+                yield from read_numbered(path, fmt, f"{source}{TAR_MEMBER_SEP}{info.name}", stream=tar.extractfile(info),
+                                         columns=columns)
     except (tarfile.TarError, *STREAM_ERRORS) as exc:
         yield 0, _reject(f"tar archive breaks off after {members} member(s): {type(exc).__name__}: {exc}",
                          source, None, schema.TRUNCATED_FILE)

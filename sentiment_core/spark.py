@@ -104,17 +104,19 @@ def _records_frame(records: list[readers.Record]) -> pd.DataFrame:
 RECORDS_PER_LINE = 1 << 16  # the order key of a tweet / delete: line * RECORDS_PER_LINE + index in the line
 
 
-def parse_units(units: list[list[tuple]], chunk: int = 10_000):
+def parse_units(units: list[list[tuple]], chunk: int = 10_000, columns: tuple = ()):
     """mapInPandas body over ``spark.range(len(units))``: task ``i`` parses ``units[i]``, each a
     ``(path, fmt, byte_range or None, newlines_before, archive member or None)``, into record rows,
-    streamed in chunks."""
+    streamed in chunks. ``columns``: (field, name) pairs for other tools' tweet objects
+    (``readers.read_numbered``)."""
     def parse(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in ids:
             for task in batch["id"]:
                 for path, fmt, byte_range, newlines_before, member in units[task]:
                     buf: list[readers.Record] = []
                     last, index = 0, 0
-                    for line_no, rec in readers.read_numbered(path, fmt, None, byte_range, newlines_before, member):
+                    for line_no, rec in readers.read_numbered(path, fmt, None, byte_range, newlines_before, member,
+                                                              columns=columns):
                         if rec[0] != "reject":
                             index = index + 1 if line_no == last else 0
                             last = line_no
@@ -429,7 +431,9 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
         if tasks:
             # one partition per task and no shuffle: spark.range's rows are the task numbers, each
             # task's units travel in the (broadcast) function
-            frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks), RECORD_DDL))
+            named = tuple((k, v) for k, v in (columns or {}).items() if v)  # --id-col ...: JSON objects too
+            frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks, columns=named),
+                                                                                 RECORD_DDL))
     stats["csv_tables"] = len(tables)
     if plan is not None:  # the caller's run summary
         plan.update(stats)

@@ -609,6 +609,19 @@ def test_other_tools_tweet_objects_are_read_by_field_name():
         (9, schema.MALFORMED_JSON)]
 
 
+def test_other_tools_objects_with_fields_named_by_the_user(tmp_path):
+    """Fields no name list knows are named as the jobs' --text-col ... name them, dotted paths into
+    nested objects included; without the names the same file tells no format."""
+    path = tmp_path / "export.jsonl"
+    path.write_text('{"tid": "7", "posted": "2022-05-01T08:00:00Z", "body": {"msg": "hello"}, "who": "ann"}\n'
+                    '{"tid": "8", "posted": "2022-05-01T09:00:00Z", "body": {"msg": null}, "who": "bob"}\n')
+    named = (("id", "tid"), ("time", "posted"), ("text", "body.msg"), ("user", "who"))
+    recs = [r for _, r in readers.read_numbered(str(path), columns=named)]
+    assert [(k, r.get("tweet_id"), r.get("text"), r.get("user"), r.get("reason")) for k, r in recs] == [
+        ("tweet", "7", "hello", "ann", None), ("reject", None, None, None, schema.EMPTY_TEXT)]
+    assert {r["reason"] for _, r in records(path)} == {schema.UNKNOWN_RECORD}
+
+
 def test_detect_format_first_lines():
     first = lambda p: p.read_text(encoding="utf-8").splitlines()[0]
     assert detect_format(str(V1_SAMPLE), first(V1_SAMPLE)) == "twitter-v1"  # a delete notice

@@ -396,6 +396,13 @@ def test_table_columns_are_found_without_case_spaces_or_underscores(spark, tmp_p
     assert got.loc["1520000000000000001", ["text", "user"]].tolist() == ["so good, really", "ann"]
     assert str(got.loc["1520000000000000001", "dt"]) == "2022-05-01" and len(got) == 21
 
+    export = tmp_path / "other" / "export.jsonl"  # fields no name list knows: named as --id-col ... name them
+    export.parent.mkdir()
+    export.write_text('{"tid": "7", "posted": "2022-05-01T08:00:00Z", "body": {"msg": "hello"}}\n')
+    named = {"id": "tid", "time": "posted", "text": "body.msg", "user": None}
+    got = read_records(spark, [str(export)], columns=named).select("kind", "tweet_id", "text").collect()
+    assert [tuple(r) for r in got] == [("tweet", "7", "hello")]
+
 
 # ---------------------------------------------------------------------------------------------
 # 2. + 3. the job end to end on mixed inputs
