@@ -462,6 +462,8 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
 TABLE_COLUMNS = schema.TABLE_COLUMNS
 # the column a CSV table is read with beyond its header's: only a row with more fields fills it
 TABLE_EXTRA = "_fields_beyond_the_header"
+# the column of twarc2 csv's tables (DocNow/twarc-csv) that names the tweet a retweet retweets
+TWARC_RETWEET = "referenced_tweets.retweeted.id"
 # and those of a table read in Python (read_csv_units): the row's file and line, and a read error
 TABLE_SOURCE, TABLE_LINE, TABLE_ERROR = "_source_file_of_the_row", "_line_of_the_row", "_read_error"
 
@@ -520,6 +522,12 @@ def map_table(df, columns: dict, what: str = "parquet"):
     tid = _table_column(df, cols["id"]).cast("string")
     ts = _table_timestamp(df, cols["time"])
     text = _table_column(df, cols["text"]).cast("string")
+    retweet = F.coalesce(opt("retweet", "boolean"), F.lit(False))
+    if what == "csv" and TWARC_RETWEET in df.columns and "retweet" not in named and not _has_column(df, cols["retweet"]):
+        # twarc2 csv: a retweet names the tweet it retweets (its text is already that tweet's), and
+        # every newline in a text is written as the two characters \n so that each row is one line
+        retweet = F.coalesce(F.trim(F.col(f"`{TWARC_RETWEET}`")) != "", F.lit(False))
+        text = F.regexp_replace(text, r"\\n", "\n")
     extra = F.col(f"`{TABLE_EXTRA}`").isNotNull() if TABLE_EXTRA in df.columns else F.lit(False)
     error = F.col(TABLE_ERROR) if TABLE_ERROR in df.columns else F.lit(None).cast("string")
     reason = (F.when(error.isNotNull(), F.substring_index(error, ":", 1))
@@ -538,7 +546,7 @@ def map_table(df, columns: dict, what: str = "parquet"):
         F.when(reason.isNull(), F.lit("tweet")).otherwise(F.lit("reject")).alias("kind"),
         tid.alias("tweet_id"), ts.alias("created_at"), F.to_date(ts).alias("dt"),
         opt("user", "string").alias("user"), opt("lang", "string").alias("lang"), text.alias("text"),
-        F.coalesce(opt("retweet", "boolean"), F.lit(False)).alias("is_retweet"), src.alias("source_file"),
+        retweet.alias("is_retweet"), src.alias("source_file"),
         line_no.alias("line_no"),
         F.when(reason.isNotNull(), raw).alias("raw"), reason.alias("reason"),
         F.when(reason.isNotNull(), F.current_timestamp()).alias("detected_at"),

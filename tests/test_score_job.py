@@ -384,6 +384,22 @@ def test_csv_tables_compressed_or_in_a_zip_read_as_the_plain_file(spark, tmp_pat
     assert cut["reason"].tolist()[-1] == "truncated_file" and "breaks off" in cut["raw"].tolist()[-1]
 
 
+def test_twarc_csv_reads_to_the_tweets_of_the_json_it_was_made_from(spark):
+    """``twarc2 csv`` output (twarc-csv 0.7.2 run on the v2 page fixture): the same ids, times,
+    users, languages and full texts as the v2 reader gives the pages, retweets marked by
+    referenced_tweets.retweeted.id and texts with their newlines back (twarc-csv writes them as \\n)."""
+    from sentiment_core.spark import read_records
+
+    cols = ["tweet_id", "created_at", "user", "lang", "text", "is_retweet"]
+
+    def tweets(path):
+        return sorted(tuple(r) for r in read_records(spark, [str(path)]).where("kind = 'tweet'").select(*cols).collect())
+
+    from_csv = tweets(FIXTURES / "archives" / "v2_page.twarc.csv")
+    assert from_csv == tweets(FIXTURES / "archives" / "v2_page.jsonl") and len(from_csv) == 7
+    assert sum(r[-1] for r in from_csv) == 3 and any("\n\n" in r[4] for r in from_csv)
+
+
 def test_table_columns_are_found_without_case_spaces_or_underscores(spark, tmp_path):
     """The CSV that snscrape tutorials write (``Datetime,Tweet Id,Text,Username``) and snscrape's
     own JSON Lines beside it: both found by name, neither needing --id-col and the like."""
