@@ -12,7 +12,8 @@ Formats (``FORMATS``):
   source for scoring; its label column is ignored.
 - ``twitter-v1``: Twitter API v1.1 JSON Lines (the Internet Archive "archiveteam-twitter-stream"
   grab): tweets, ``{"delete": ...}`` notices and other stream control messages; search API
-  responses (``{"statuses": [...]}``) give their statuses.
+  responses (``{"statuses": [...]}``) give their statuses; an account's own archive
+  (``data/tweets.js``: ``window.YTD.tweets.part0 = [{"tweet": {...}}, ...]``) gives its tweets.
 - ``twitter-v2``: Twitter API v2 JSON as written by twarc2: response pages (``data`` list +
   ``includes``), filtered-stream messages (``data`` object) and flattened tweets (twarc-csv
   ``flat.jsonl``: one tweet object per line with ``author`` and embedded referenced tweets).
@@ -246,8 +247,16 @@ def parse_v1_line(line: str, source_file: str, line_no: int) -> list[Record]:
     return _v1_records(obj, lambda: line, source_file, line_no)
 
 
+def _unwrapped(obj):
+    """An account archive's ``{"tweet": {...}}`` as the tweet in it; anything else as it is."""
+    if isinstance(obj, dict) and len(obj) == 1 and isinstance(obj.get("tweet"), dict):
+        return obj["tweet"]
+    return obj
+
+
 def _v1_records(obj, raw: Callable[[], str], source_file: str, line_no: int) -> list[Record]:
     """One v1.1 object -> [tweet] / [delete] / [reject]; ``raw()`` is its text, for a reject."""
+    obj = _unwrapped(obj)
     if not isinstance(obj, dict):
         return [_reject(raw(), source_file, line_no, schema.UNKNOWN_RECORD)]
 
@@ -504,7 +513,7 @@ def _classify(line: str, columns: tuple = ()) -> str | None:
     if text[0] != "{":
         return None
     try:
-        obj = _json(text)
+        obj = _unwrapped(_json(text))
     except (ValueError, RecursionError):
         return None
     if not isinstance(obj, dict):
@@ -1184,12 +1193,18 @@ def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int
         state["error"] = exc
 
 
+# an account's own archive (Twitter's "Download an archive of your data": data/tweets.js) assigns
+# its JSON to a JavaScript variable: ``window.YTD.tweets.part0 = [ {"tweet" : {...}}, ... ]``
+_YTD = re.compile(r"\s*window\.YTD\.[\w.-]+\s*=\s*")
+
+
 def _opens_json_document(line: str) -> bool:
     """A first line that opens a JSON document instead of being one JSON value of JSON Lines: an
-    array (``[`` ..., a scraper's dump of tweets) or an object pretty-printed over several lines
-    (``{`` alone, as ``json.dump(indent=...)``, ``jq`` and ``JSON.stringify`` write it)."""
+    array (``[`` ..., a scraper's dump of tweets), an object pretty-printed over several lines
+    (``{`` alone, as ``json.dump(indent=...)``, ``jq`` and ``JSON.stringify`` write it), or an
+    account archive's ``window.YTD.tweets.part0 = [``."""
     text = line.strip().lstrip("\ufeff")
-    return text.startswith("[") or text == "{"
+    return text.startswith("[") or text == "{" or _YTD.match(text) is not None
 
 
 _DECODER = json.JSONDecoder()
@@ -1328,8 +1343,12 @@ def _lines_or_values(lines: Iterator[tuple[int, str]], state: dict) -> Iterator[
     first = next(lines, None)
     if first is None:
         return iter(())
-    rest = itertools.chain([first], lines)
-    return _document_values(rest) if _opens_json_document(first[1]) else _whole_lines(rest, state)
+    if not _opens_json_document(first[1]):
+        return _whole_lines(itertools.chain([first], lines), state)
+    ytd = _YTD.match(first[1].lstrip("\ufeff"))
+    if ytd is not None:  # the JSON after the assignment
+        first = (first[0], first[1].lstrip("\ufeff")[ytd.end():])
+    return _document_values(itertools.chain([first], lines))
 
 
 def sniff(path: str, member: tuple[str, int, int] | None = None) -> tuple[str | None, bool, str | None]:

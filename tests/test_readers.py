@@ -622,6 +622,26 @@ def test_other_tools_objects_with_fields_named_by_the_user(tmp_path):
     assert {r["reason"] for _, r in records(path)} == {schema.UNKNOWN_RECORD}
 
 
+def test_an_account_archive_tweets_js_gives_its_tweets(tmp_path):
+    """An account's own archive (data/tweets.js of "Download an archive of your data"): the JSON
+    assigned to window.YTD.tweets.part0, pretty-printed with " : " as the archive writes it, each
+    tweet wrapped as {"tweet": {...}} with ids and counts as strings: its tweets, as the v1.1
+    reader reads the same tweets, the user aside (the archive gives none per tweet)."""
+    import json
+
+    tweets = [o for o in _json_lines(V1_SAMPLE) if "delete" not in o and "retweeted_status" not in o]
+    keep = ("id_str", "id", "created_at", "full_text", "lang", "truncated", "retweet_count", "favorite_count")
+    wrapped = [{"tweet": {k: (str(v) if k in ("id", "retweet_count", "favorite_count") else v)
+                          for k, v in dict(t, full_text=readers._v1_text(t)).items() if k in keep}} for t in tweets]
+    path = tmp_path / "tweets.js"
+    path.write_text("window.YTD.tweets.part0 = " + json.dumps(wrapped, indent=2, separators=(",", " : "),
+                                                                ensure_ascii=False), encoding="utf-8")
+    got = [dict(r, user=None, source_file=None) for k, r in records(path)]
+    want = [dict(r, user=None, source_file=None) for r in of_kind(records(V1_SAMPLE), "tweet") if not r["is_retweet"]]
+    assert got == want and len(got) == len(tweets) > 5
+    assert readers.sniff(str(path))[1:] == (True, "twitter-v1")
+
+
 def test_detect_format_first_lines():
     first = lambda p: p.read_text(encoding="utf-8").splitlines()[0]
     assert detect_format(str(V1_SAMPLE), first(V1_SAMPLE)) == "twitter-v1"  # a delete notice
