@@ -1136,9 +1136,11 @@ def count_newlines(path: str, start: int, end: int) -> int:
 STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
 
 
-# what a file whose bytes are not text (after decompression) is, by its first bytes
+# what a file whose bytes are not text (after decompression) is, by its first bytes; each is one
+# reject that says what it is and what to do, not a reject per line of binary
 _ARCHIVE_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"),
-                  (b"Rar!\x1a\x07", "rar"), (b"\x04\x22\x4d\x18", "lz4"))
+                  (b"Rar!\x1a\x07", "rar"), (b"\x04\x22\x4d\x18", "lz4"), (b"PAR1", "parquet"),
+                  (b"\xff\xfe", "utf16"), (b"\xfe\xff", "utf16"))
 _ARCHIVE_ADVICE = {
     "tar": "a tar archive inside another archive: the jobs read the members of the tars they are given; "
            "extract this one (tar -xf {path} -C DIR) and pass DIR",
@@ -1149,13 +1151,22 @@ _ARCHIVE_ADVICE = {
     "rar": "a RAR archive: not a format the jobs read; extract it (unrar x {path} DIR/) and pass DIR",
     "lz4": "lz4-compressed: not a compression the jobs read (gzip, bzip2, xz, zstd are); "
            "recompress it (lz4 -dc {path} | zstd -o FILE.zst)",
+    "parquet": "a Parquet file: the jobs read Parquet by its name (*.parquet, *.pq) or with --format parquet",
+    "utf16": "UTF-16 text (as Excel's 'Unicode Text' saves it): the jobs read UTF-8; convert it "
+             "(iconv -f UTF-16 -t UTF-8 {path} > FILE) and pass FILE",
+    "binary": "binary data, not lines of text (an image, a video, a database?): not a file of tweets; leave it "
+              "out of the input",
 }
 
 
 def _archive_kind(first_line: bytes) -> str | None:
+    """What a file whose first line (or first piece of it) this is holds when it is not lines of
+    text: an archive, Parquet, UTF-16 text or other binary data (a NUL byte, which no JSON, CSV or
+    UTF-8 text has); None for text."""
     if _tar_magic(first_line):  # a tar archive's first header
         return "tar"
-    return next((kind for magic, kind in _ARCHIVE_MAGIC if first_line.startswith(magic)), None)
+    kind = next((kind for magic, kind in _ARCHIVE_MAGIC if first_line.startswith(magic)), None)
+    return kind or ("binary" if b"\x00" in first_line[:4096] else None)
 
 
 def _stream_lines(stream) -> Iterator[tuple[int, bytes]]:

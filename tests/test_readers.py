@@ -642,6 +642,24 @@ def test_an_account_archive_tweets_js_gives_its_tweets(tmp_path):
     assert readers.sniff(str(path))[1:] == (True, "twitter-v1")
 
 
+def test_files_that_are_not_text_are_one_reject_each(tmp_path):
+    """What a dataset download holds besides tweets (an image, a Parquet file without its name, a
+    table saved by Excel as UTF-16): one unreadable_file reject each that says what it is, not a
+    reject per "line" of its bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 40)
+    table = tmp_path / "tweets.data"
+    pq.write_table(pa.table({"id": ["1"], "text": ["hi"]}), table)
+    utf16 = tmp_path / "tweets.txt"
+    utf16.write_bytes("id\ttext\n1\thello\n".encode("utf-16"))
+    for path, says in ((image, "binary data"), (table, "Parquet"), (utf16, "UTF-16")):
+        [(kind, rec)] = records(path)
+        assert (kind, rec["reason"]) == ("reject", schema.UNREADABLE_FILE) and says in rec["raw"], path
+
+
 def test_detect_format_first_lines():
     first = lambda p: p.read_text(encoding="utf-8").splitlines()[0]
     assert detect_format(str(V1_SAMPLE), first(V1_SAMPLE)) == "twitter-v1"  # a delete notice
