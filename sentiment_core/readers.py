@@ -1156,6 +1156,8 @@ _ARCHIVE_ADVICE = {
              "(iconv -f UTF-16 -t UTF-8 {path} > FILE) and pass FILE",
     "binary": "binary data, not lines of text (an image, a video, a database?): not a file of tweets; leave it "
               "out of the input",
+    "account_archive": "an account archive's window.YTD.{ytd} file, not its tweets (data/tweets.js): leave it "
+                       "out of the input",
 }
 
 
@@ -1206,7 +1208,10 @@ def _decoded_lines(path: str, state: dict, byte_range=None, newlines_before: int
 
 # an account's own archive (Twitter's "Download an archive of your data": data/tweets.js) assigns
 # its JSON to a JavaScript variable: ``window.YTD.tweets.part0 = [ {"tweet" : {...}}, ... ]``
-_YTD = re.compile(r"\s*window\.YTD\.[\w.-]+\s*=\s*")
+_YTD = re.compile(r"\s*window\.YTD\.([\w-]+)[\w.-]*\s*=\s*")
+# the archive's files of tweets (tweets.js, older tweet.js, deleted-tweets.js, community-tweet.js);
+# the others (like.js, direct-messages.js, account.js, ...) hold no tweets of the account
+_YTD_TWEETS = {"tweets", "tweet", "deleted_tweets", "community_tweet"}
 
 
 def _opens_json_document(line: str) -> bool:
@@ -1357,6 +1362,9 @@ def _lines_or_values(lines: Iterator[tuple[int, str]], state: dict) -> Iterator[
     if not _opens_json_document(first[1]):
         return _whole_lines(itertools.chain([first], lines), state)
     ytd = _YTD.match(first[1].lstrip("\ufeff"))
+    if ytd is not None and ytd.group(1) not in _YTD_TWEETS:  # one reject for the file (read_numbered)
+        state["archive"], state["ytd"] = "account_archive", ytd.group(1)
+        return iter(())
     if ytd is not None:  # the JSON after the assignment
         first = (first[0], first[1].lstrip("\ufeff")[ytd.end():])
     return _document_values(itertools.chain([first], lines))
@@ -1456,7 +1464,8 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
         yield from _read_tar_stream(path, fmt_given, source, columns)
         return
     if state.get("archive"):  # one clear reject, not one per line of binary
-        yield 0, _reject(_ARCHIVE_ADVICE[state["archive"]].format(path=path), source, None, schema.UNREADABLE_FILE)
+        yield 0, _reject(_ARCHIVE_ADVICE[state["archive"]].format(path=path, ytd=state.get("ytd")), source, None,
+                         schema.UNREADABLE_FILE)
     error = state["error"]
     if error is not None:
         message = f"{type(error).__name__}: {error}"

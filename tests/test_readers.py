@@ -640,6 +640,11 @@ def test_an_account_archive_tweets_js_gives_its_tweets(tmp_path):
     want = [dict(r, user=None, source_file=None) for r in of_kind(records(V1_SAMPLE), "tweet") if not r["is_retweet"]]
     assert got == want and len(got) == len(tweets) > 5
     assert readers.sniff(str(path))[1:] == (True, "twitter-v1")
+    likes = tmp_path / "like.js"  # the archive's other files hold no tweets of the account: one reject each
+    likes.write_text('window.YTD.like.part0 = [\n  {\n    "like" : {\n      "tweetId" : "1",\n      "fullText" : "x"\n'
+                     '    }\n  }\n]')
+    [(kind, rec)] = records(likes)
+    assert rec["reason"] == schema.UNREADABLE_FILE and "window.YTD.like file" in rec["raw"]
 
 
 def test_files_that_are_not_text_are_one_reject_each(tmp_path):
