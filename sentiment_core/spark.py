@@ -253,8 +253,9 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int,
              "ranges": sum(len(b) - 1 for _, b in cut.values()),
              "range_bytes": piece, "tasks": len(tasks)}
     for kind in ("tar", "zip"):  # an archive's kind by its members: a zip's are opened by name
-        listed = [m for m in members_of.values() if m is not None and (kind == "zip") == _is_zip_listing(m)]
-        stats.update({f"{kind}_files": len(listed), f"{kind}_members": sum(map(len, listed))})
+        listed = {p: m for p, m in members_of.items() if m is not None and (kind == "zip") == _is_zip_listing(m)}
+        parsed = sum(1 for p, members in listed.items() for m in members if (p, m[0]) not in skip_members)
+        stats.update({f"{kind}_files": len(listed), f"{kind}_members": parsed})  # the CSV tables counted apart
     return tasks, stats
 
 

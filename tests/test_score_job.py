@@ -361,7 +361,7 @@ def test_csv_tables_compressed_or_in_a_zip_read_as_the_plain_file(spark, tmp_pat
         (5, "empty_text"), (6, "bad_timestamp"), (7, "missing_id"), (8, "bad_field_count")]  # row 1 is lines 2-3
     plan: dict = {}
     got = rows([tmp_path / "in"], plan)
-    assert plan["csv_tables"] == 3 and (plan["zip_files"], plan["tasks"]) == (1, 1)
+    assert plan["csv_tables"] == 3 and (plan["zip_files"], plan["zip_members"], plan["tasks"]) == (1, 1, 1)
     for source in ("t.csv.xz", "t.csv.zst", "download.zip!/data/tweets.csv"):
         table = got[got["source_file"] == str(tmp_path / "in" / source)]
         assert without_source(table) == without_source(plain_read) and len(table) == 6
