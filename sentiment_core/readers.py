@@ -16,7 +16,9 @@ Formats (``FORMATS``):
   (``data/tweets.js``: ``window.YTD.tweets.part0 = [{"tweet": {...}}, ...]``) gives its tweets.
 - ``twitter-v2``: Twitter API v2 JSON as written by twarc2: response pages (``data`` list +
   ``includes``), filtered-stream messages (``data`` object) and flattened tweets (twarc-csv
-  ``flat.jsonl``: one tweet object per line with ``author`` and embedded referenced tweets).
+  ``flat.jsonl``: one tweet object per line with ``author`` and embedded referenced tweets);
+  compliance events that a tweet is deleted (a batch compliance job's output, the compliance
+  stream's ``data.delete``) are delete notices, as v1.1's ``{"delete"}`` are.
 - ``json``: JSON Lines of other tools' tweet objects, such as snscrape's (``snscrape --jsonl``:
   ``id``, ``date``, ``rawContent``, ``user.username``, ``retweetedTweet``) and dataset exports: the
   fields are found by name as in a table (``schema.TABLE_COLUMNS``).
@@ -367,11 +369,36 @@ def _object_line(line: str, source_file: str, line_no: int) -> tuple[dict | None
     return obj, []
 
 
+def _compliance(event: dict, raw: str, source_file: str, line_no: int) -> Record:
+    """A v2 compliance event about a tweet -> a delete notice, or a reject when it is not one: a
+    batch compliance job's line (``{"id", "action": "delete", "created_at", "reason"}``) or a
+    compliance stream message's ``data.delete`` (``{"tweet": {"id", "author_id"}, "event_at"}``)."""
+    if "action" in event:
+        if event.get("action") != "delete":
+            return _reject(raw, source_file, line_no, schema.UNKNOWN_RECORD)
+        tweet_id, user_id, at = _id_str(event, "id", "id"), None, event.get("created_at")
+    else:
+        tweet = event.get("tweet") if isinstance(event.get("tweet"), dict) else {}
+        tweet_id, user_id, at = _id_str(tweet, "id", "id"), _id_str(tweet, "author_id", "author_id"), event.get("event_at")
+    if tweet_id is None:
+        return _reject(raw, source_file, line_no, schema.MISSING_ID)
+    return _delete(tweet_id, user_id, parse_iso_date(at), source_file)
+
+
+def _is_compliance(obj: dict) -> bool:
+    return isinstance(obj.get("action"), str) and "id" in obj and "text" not in obj
+
+
 def parse_v2_line(line: str, source_file: str, line_no: int) -> list[Record]:
-    """One line of twarc2 output -> one record per tweet (page / stream message / flat tweet)."""
+    """One line of twarc2 output -> one record per tweet (page / stream message / flat tweet); a
+    compliance event that a tweet is deleted -> a delete notice (:func:`_compliance`)."""
     obj, other = _object_line(line, source_file, line_no)
     if obj is None:
         return other
+    if _is_compliance(obj):
+        return [_compliance(obj, line, source_file, line_no)]
+    if isinstance(obj.get("data"), dict) and isinstance(obj["data"].get("delete"), dict):
+        return [_compliance(obj["data"]["delete"], line, source_file, line_no)]
 
     if "data" in obj:  # response page (data: list) or filtered-stream message (data: object)
         data = obj["data"]
@@ -529,6 +556,8 @@ def _classify(line: str, columns: tuple = ()) -> str | None:
             or (obj.keys() and obj.keys() <= _V1_CONTROL_KEYS)):
         return "twitter-v1"
     if "errors" in obj and ("meta" in obj or "includes" in obj or "title" in obj):
+        return "twitter-v2"
+    if _is_compliance(obj):  # a batch compliance job's output
         return "twitter-v2"
     fields = _fields(obj, columns)
     if fields["id"] is not None and fields["text"] is not None and fields["time"] is not None:

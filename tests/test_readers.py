@@ -665,6 +665,26 @@ def test_files_that_are_not_text_are_one_reject_each(tmp_path):
         assert (kind, rec["reason"]) == ("reject", schema.UNREADABLE_FILE) and says in rec["raw"], path
 
 
+def test_v2_compliance_events_are_delete_notices(tmp_path):
+    """Tweets the API says are deleted must leave the output: a batch compliance job's lines (as in
+    DocNow/twarc-csv test-data/tweets_compliance.jsonl) and a compliance stream's data.delete are
+    delete notices, as v1.1's {"delete"} are; an action other than delete is a reject."""
+    path = tmp_path / "tweets_compliance.jsonl"
+    path.write_text(
+        '\n{"id":"1170025343920402432","action":"delete","created_at":"2019-09-06T17:25:54.667Z","reason":"protected"}\n'
+        '{"id":"1170147183095664640","action":"delete","created_at":"2019-09-07T01:30:03.390Z",'
+        '"redacted_at":"2021-08-17T17:26:15.788Z","reason":"deactivated"}\n'
+        '{"data":{"delete":{"tweet":{"id":"1404371697407463427","author_id":"1254"},"event_at":"2021-06-14T10:00:00.000Z"}}}\n'
+        '{"id":"1170147183095664641","action":"scrub_geo","created_at":"2019-09-07T01:30:03.390Z"}\n')
+    assert readers.detect_file_format(str(path)) == "twitter-v2"
+    recs = records(path)
+    assert [(k, r.get("tweet_id"), r.get("user_id"), r.get("deleted_at")) for k, r in recs[:3]] == [
+        ("delete", "1170025343920402432", None, dt.datetime(2019, 9, 6, 17, 25, 54, 667000, tzinfo=UTC)),
+        ("delete", "1170147183095664640", None, dt.datetime(2019, 9, 7, 1, 30, 3, 390000, tzinfo=UTC)),
+        ("delete", "1404371697407463427", "1254", dt.datetime(2021, 6, 14, 10, tzinfo=UTC))]
+    assert recs[3][0] == "reject" and recs[3][1]["reason"] == schema.UNKNOWN_RECORD and len(recs) == 4
+
+
 def test_detect_format_first_lines():
     first = lambda p: p.read_text(encoding="utf-8").splitlines()[0]
     assert detect_format(str(V1_SAMPLE), first(V1_SAMPLE)) == "twitter-v1"  # a delete notice
