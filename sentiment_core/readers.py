@@ -474,12 +474,13 @@ def _fields(obj: dict, columns: tuple = ()) -> dict:
 
 
 def _object_time(value) -> _dt.datetime | None:
-    """ISO 8601 or the v1.1 API's form; a number as seconds (or milliseconds past 1e11) since 1970."""
+    """ISO 8601, the v1.1 API's form or Sentiment140's; a number as seconds (or milliseconds past
+    1e11) since 1970."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return _ms_to_utc(value if abs(value) > 1e11 else value * 1000)
-    return parse_iso_date(value) or parse_v1_date(value)
+    return parse_iso_date(value) or parse_v1_date(value) or (s140.parse_date(value) if isinstance(value, str) else None)
 
 
 def _object_text(obj: dict, columns: tuple = ()) -> str | None:

@@ -75,7 +75,7 @@ def spark_ddl(fields) -> str:
 # compared without case, spaces, ``_`` and ``-`` (:func:`column_key`): a dataset's ``Tweet Id``,
 # ``Datetime``, ``Text`` are found too.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "id": ("tweet_id", "id", "id_str"),
+    "id": ("tweet_id", "id", "id_str", "ids"),  # ids: Sentiment140's name, in the copies given a header
     "text": ("text", "full_text", "tweet", "content", "rawContent"),
     "time": ("created_at", "date", "datetime", "timestamp"),
     "user": ("user", "author.username", "username", "screen_name", "user_screen_name"),

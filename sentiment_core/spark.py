@@ -491,17 +491,19 @@ def _has_column(df, name: str) -> bool:
 
 def _table_timestamp(df, name: str):
     """A table's time column as a timestamp: a timestamp or date as it is; a string as ISO 8601
-    (``2021-03-01T10:00:00.000Z``, twarc-csv) or as the v1.1 API writes it (``Mon Mar 01 10:00:00
-    +0000 2021``); anything else null (a bad_timestamp reject, never a failed job under ANSI)."""
+    (``2021-03-01T10:00:00.000Z``, twarc-csv), as the v1.1 API writes it (``Mon Mar 01 10:00:00
+    +0000 2021``) or as Sentiment140 does (``Mon Apr 06 22:19:45 PDT 2009``); anything else null (a
+    bad_timestamp reject, never a failed job under ANSI)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
     col = _table_column(df, name)
     if not isinstance(df.select(col).schema[0].dataType, StringType):
         return col.try_cast("timestamp")
-    value = F.trim(col)
+    value, day_dropped = F.trim(col), F.substring(F.trim(col), 5, 64)
     return F.coalesce(F.try_to_timestamp(value),
-                      F.try_to_timestamp(F.substring(value, 5, 64), F.lit("MMM dd HH:mm:ss Z yyyy")))
+                      F.try_to_timestamp(day_dropped, F.lit("MMM dd HH:mm:ss Z yyyy")),
+                      F.try_to_timestamp(day_dropped, F.lit("MMM dd HH:mm:ss z yyyy")))  # Sentiment140's "PDT"
 
 
 def map_table(df, columns: dict, what: str = "parquet"):

@@ -607,6 +607,7 @@ def test_other_tools_tweet_objects_are_read_by_field_name():
     assert [(r["line_no"], r["reason"]) for r in of_kind(recs, "reject")] == [
         (5, schema.MISSING_ID), (6, schema.BAD_TIMESTAMP), (7, schema.EMPTY_TEXT), (8, schema.UNKNOWN_RECORD),
         (9, schema.MALFORMED_JSON)]
+    assert readers._object_time("Mon Apr 06 22:19:45 PDT 2009") == dt.datetime(2009, 4, 7, 5, 19, 45, tzinfo=UTC)
 
 
 def test_other_tools_objects_with_fields_named_by_the_user(tmp_path):

@@ -400,6 +400,23 @@ def test_twarc_csv_reads_to_the_tweets_of_the_json_it_was_made_from(spark):
     assert sum(r[-1] for r in from_csv) == 3 and any("\n\n" in r[4] for r in from_csv)
 
 
+def test_sentiment140_with_a_header_line_reads_as_the_headerless_file(spark, tmp_path):
+    """Copies of Sentiment140 given a header (``target,ids,date,flag,user,text``, as many dataset
+    mirrors have it) are CSV tables: their ids (``ids``), "PDT" times, users and texts are those the
+    Sentiment140 reader gives the published file."""
+    from sentiment_core.spark import read_records
+
+    with_header = tmp_path / "sentiment140_with_header.csv"
+    with_header.write_bytes(b"target,ids,date,flag,user,text\n" + (FIXTURES / "sentiment140_300.csv").read_bytes())
+    cols = ["tweet_id", "created_at", "user", "text"]
+
+    def tweets(path):
+        return sorted(tuple(r) for r in read_records(spark, [str(path)]).where("kind = 'tweet'").select(*cols).collect())
+
+    got = tweets(with_header)
+    assert got == tweets(FIXTURES / "sentiment140_300.csv") and len(got) == 300
+
+
 def test_table_columns_are_found_without_case_spaces_or_underscores(spark, tmp_path):
     """The CSV that snscrape tutorials write (``Datetime,Tweet Id,Text,Username``) and snscrape's
     own JSON Lines beside it: both found by name, neither needing --id-col and the like."""
