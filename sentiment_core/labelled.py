@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from . import readers
 from . import sentiment140 as s140
@@ -72,11 +72,22 @@ def data_file(path: str) -> str:
     return archive
 
 
-def _archive_member(path: str) -> tuple[str, tuple | None]:
-    """(file, archive member or None) of a data path: a plain or compressed file; a zip or tar
-    archive of one file (a Kaggle download: that file); or ``ARCHIVE!/MEMBER``, one file of an
-    archive of several (Sentiment140's ``trainingandtestdata.zip`` holds the training and the test
-    file). Any other archive is refused with its members named."""
+class _Data(NamedTuple):
+    """Where a data path's bytes are (:func:`_resolve`)."""
+    file: str  # the file on disk
+    member: tuple | None  # its archive member, or None
+    name: str  # the name that tells the data's kind: the member's, else the path
+
+    def open(self):
+        """The data's bytes, decompressed."""
+        return readers.open_data(self.file, self.member)
+
+
+def _resolve(path: str) -> _Data:
+    """A data path, resolved once per read: a plain or compressed file; a zip or tar archive of one
+    file (a Kaggle download: that file); or ``ARCHIVE!/MEMBER``, one file of an archive of several
+    (Sentiment140's ``trainingandtestdata.zip`` holds the training and the test file). Any other
+    archive is refused with its members named."""
     import tarfile
     import zipfile
 
@@ -91,34 +102,27 @@ def _archive_member(path: str) -> tuple[str, tuple | None]:
     if members is None:
         if name is not None:
             raise ValueError(f"{archive} is not a zip or tar archive: pass it as --data {archive}")
-        return archive, None
+        return _Data(archive, None, path)
     if name is not None:
         member = next((m for m in members if m[0] == name), None)
         if member is None:
             raise ValueError(f"{archive} has no file {name!r} (it holds {listed})")
-        return archive, member
+        return _Data(archive, member, name)
     if len(members) == 1:
-        return archive, members[0]
+        return _Data(archive, members[0], members[0][0])
     largest = max(members, key=lambda m: m[2])[0]
     raise ValueError(f"{archive} is an archive of {len(members)} files ({listed}): name the one to read, as in "
                      f"--data {archive}{readers.TAR_MEMBER_SEP}{largest}")
 
 
-def _open(path: str):
-    """The data's bytes, decompressed (:func:`_archive_member`)."""
-    return readers.open_data(*_archive_member(path))
-
-
-def _name(path: str) -> str:
-    """The name that tells a data path's kind: the archive member's, else the file's."""
-    member = _archive_member(path)[1]
-    return member[0] if member is not None else path
-
-
 def detect_format(path: str) -> str:
-    if Path(_name(path)).suffix.lower() in (".parquet", ".pq"):
+    return _detect_format(_resolve(path))
+
+
+def _detect_format(data: _Data) -> str:
+    if Path(data.name).suffix.lower() in (".parquet", ".pq"):
         return "table"
-    with _open(path) as f:
+    with data.open() as f:
         head = f.readline(65536)
     text, _ = s140.decode(head)
     if s140.split_line(text) is not None:
@@ -154,15 +158,15 @@ def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, 
     is not in the named format at all (no row could be read); bad rows are counted in stats.
     ``label_map`` (table format): raw label values -> negative / neutral / positive, before the
     fixed values of LABEL_VALUES; a table whose labels include both 1 and 2 needs one."""
-    data_file(path)
+    data = _resolve(path)
     stats = stats if stats is not None else ReadStats()
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    fmt = _detect_format(data) if fmt == "auto" else fmt
     if fmt == "sentiment140":
-        gen = _read_sentiment140(path, stats, chunk_rows)
+        gen = _read_sentiment140(data, stats, chunk_rows)
     elif fmt == "semeval":
-        gen = _read_semeval(path, stats, chunk_rows)
+        gen = _read_semeval(data, stats, chunk_rows)
     elif fmt == "table":
-        gen = _read_table(path, stats, text_col, label_col, id_col, chunk_rows, dict(label_map))
+        gen = _read_table(path, data, stats, text_col, label_col, id_col, chunk_rows, dict(label_map))
     else:
         raise ValueError(f"unknown data format {fmt!r}; use one of {FORMATS}")
     for chunk in gen:
@@ -211,9 +215,9 @@ def _accept(stats: ReadStats, batcher: _Batcher, id_: str, text: str, label_valu
     return batcher.add(id_, text, label)
 
 
-def _read_sentiment140(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
-    b = _Batcher(os.path.basename(_name(path)), chunk_rows)
-    with _open(path) as f:
+def _read_sentiment140(data: _Data, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
+    b = _Batcher(os.path.basename(data.name), chunk_rows)
+    with data.open() as f:
         for raw in f:
             if not raw.strip():
                 continue
@@ -236,15 +240,15 @@ _SEMEVAL_LINE = re.compile(r"^(\d+)\t(positive|negative|neutral|objective|object
                            re.IGNORECASE | re.DOTALL)
 
 
-def _read_semeval(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
-    b = _Batcher(os.path.basename(_name(path)), chunk_rows)
+def _read_semeval(data: _Data, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
+    b = _Batcher(os.path.basename(data.name), chunk_rows)
     pending: list[str] | None = None  # [id, label, text] of the record being read
 
     def finish(rec):
         label = "neutral" if rec[1].lower().startswith("objective") else rec[1]
         return _accept(stats, b, rec[0], rec[2].rstrip("\t ").replace("\\u002c", ","), label, "\t".join(rec))
 
-    with _open(path) as f:
+    with data.open() as f:
         for raw in f:
             line, bad_bytes = s140.decode(raw)
             line = line.rstrip("\r\n")
@@ -273,16 +277,15 @@ def _read_semeval(path: str, stats: ReadStats, chunk_rows: int) -> Iterator[Chun
         yield last
 
 
-def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_col: str | None,
+def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_col: str, id_col: str | None,
                 chunk_rows: int, label_map: dict[str, str] | None = None) -> Iterator[Chunk]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    file, member = _archive_member(path)
-    suffixes = [x.lower() for x in Path(_name(path)).suffixes]
+    suffixes = [x.lower() for x in Path(data.name).suffixes]
     if suffixes[-1:] and suffixes[-1] in (".parquet", ".pq"):
-        if member is not None:
+        if data.member is not None:
             raise ValueError(f"{path}: a Parquet file is read where it lies, not inside an archive; extract it")
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
@@ -290,7 +293,7 @@ def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_c
     else:
         delim = "\t" if {".tsv", ".tab"} & set(suffixes[-2:]) else ","
         reader = pacsv.open_csv(
-            readers.open_data(file, member) if member is not None else path,
+            data.open() if data.member is not None else path,
             read_options=pacsv.ReadOptions(block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
                                              invalid_row_handler=lambda row: _bad_row(stats, row)),
@@ -302,7 +305,7 @@ def _read_table(path: str, stats: ReadStats, text_col: str, label_col: str, id_c
     if missing:
         raise ValueError(f"{path}: column(s) {missing} not found (columns: {names}); "
                          "name them with --text-col/--label-col/--id-col")
-    b = _Batcher(os.path.basename(_name(path)), chunk_rows)
+    b = _Batcher(os.path.basename(data.name), chunk_rows)
     seen: set[str] = set()
     for batch in batches:
         cols = batch.to_pydict()
