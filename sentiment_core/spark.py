@@ -167,6 +167,15 @@ def _archive_members(path: str) -> list[tuple[str, int, int]] | None:
         return None
 
 
+def _listings(pool, archives: Sequence[str], listings: dict) -> dict:
+    """The member lists of ``archives`` (:func:`_archive_members`), read in ``pool`` where
+    ``listings`` (a read's cache, filled here) does not hold them yet: one listing per archive and
+    read, shared by the CSV table search and the parse plan."""
+    todo = [p for p in archives if p not in listings]
+    listings.update(zip(todo, pool.map(_archive_members, todo)))
+    return {p: listings[p] for p in archives}
+
+
 def _is_zip_listing(members: list[tuple[str, int, int]]) -> bool:
     return bool(members) and members[0][1] == readers.ZIP_MEMBER
 
@@ -182,7 +191,7 @@ def _range_bytes(spark, total: int) -> int:
 
 
 def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int,
-               skip_members=frozenset()) -> tuple[list[list[tuple]], dict]:
+               skip_members=frozenset(), listings: dict | None = None) -> tuple[list[list[tuple]], dict]:
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
     ``(path, fmt, byte_range, newlines_before, archive member)`` (:func:`parse_units`). A plain (uncompressed) file larger than the range
     size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
@@ -192,7 +201,8 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int,
     an uncompressed ``*.tar`` or of a ``*.zip`` are units like files; other files go
     ``files_per_task`` to a task, and no slot stays idle while there are units. gzip, xz and zstd
     files cannot be cut: one unit each. ``skip_members``: the (archive, member name) read elsewhere
-    (the CSV tables of a zip, :func:`read_csv_units`)."""
+    (the CSV tables of a zip, :func:`read_csv_units`); ``listings``: the archive listings read
+    already (:func:`_listings`)."""
     slots = spark.sparkContext.defaultParallelism
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)] if split else []
@@ -200,7 +210,7 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int,
     # behind a URI each size is a request, and a tar's listing one small read per member
     with ThreadPoolExecutor(16) as pool:
         sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
-        members_of = dict(zip(archives, pool.map(_archive_members, archives)))
+        members_of = _listings(pool, archives, {} if listings is None else listings)
     piece = _range_bytes(spark, sum(sizes.values())) if sizes else 0
     cut: dict[str, tuple[str, list[int]]] = {}
     bzip2: set[str] = set()
@@ -286,11 +296,12 @@ def _named_table(name: str) -> bool:
     return name.lower().endswith(_CSV_SUFFIXES)
 
 
-def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -> dict[tuple, tuple[str, str]]:
+def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset(),
+               listings: dict | None = None) -> dict[tuple, tuple[str, str]]:
     """The CSV/TSV tweet tables among ``files`` and the members of the ``*.zip`` among them (by name,
     ``*.csv`` / ``*.tsv``, plain or .gz / .bz2 / .xz / .zst, and a header line that no archive
     reader recognises), as ``{(path, zip member or None): (separator, header)}``. ``required``
-    (``--format csv``): every file must be one."""
+    (``--format csv``): every file must be one. ``listings``: as in :func:`plan_parse`."""
     candidates = [p for p in files if p not in skip]
     named = [(p, None) for p in candidates if _named_table(p)]
     odd = [p for p in candidates if not _named_table(p)]
@@ -298,7 +309,7 @@ def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset()) -
         raise ValueError(f"--format csv reads *.csv / *.tsv files (optionally .gz, .bz2, .xz or .zst): not {odd[:3]}")
     with ThreadPoolExecutor(16) as pool:  # behind a URI each is a request
         zips = [p for p in odd if p.lower().endswith(".zip")]
-        for path, members in zip(zips, pool.map(_archive_members, zips)):
+        for path, members in _listings(pool, zips, {} if listings is None else listings).items():
             named.extend((path, m) for m in members or () if _named_table(m[0]))
         headers = dict(zip(named, pool.map(lambda unit: _table_header(*unit), named)))
     out = {}
@@ -420,14 +431,17 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     files = readers.list_input_files(list(paths))
     parquet = [p for p in files if fmt == "parquet" or (fmt == "auto" and p.endswith((".parquet", ".pq")))]
     parquet_set = set(parquet)
-    tables = csv_tables(files if fmt in ("auto", "csv") else [], required=fmt == "csv", skip=parquet_set)
+    listings: dict = {}  # each archive listed once for the table search and the parse plan
+    tables = csv_tables(files if fmt in ("auto", "csv") else [], required=fmt == "csv", skip=parquet_set,
+                        listings=listings)
     table_files = {path for path, member in tables if member is None}
     others = [p for p in files if p not in parquet_set and p not in table_files]
     frames = []
     stats: dict = {}
     if others:
         tasks, stats = plan_parse(spark, others, fmt, files_per_task,
-                                  skip_members={(path, member[0]) for path, member in tables if member})
+                                  skip_members={(path, member[0]) for path, member in tables if member},
+                                  listings=listings)
         log.info("parse: %s", stats)
         if tasks:
             # one partition per task and no shuffle: spark.range's rows are the task numbers, each
