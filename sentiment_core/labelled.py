@@ -112,7 +112,7 @@ def _resolve(path: str) -> _Data:
         return _Data(archive, members[0], members[0][0])
     largest = max(members, key=lambda m: m[2])[0]
     raise ValueError(f"{archive} is an archive of {len(members)} files ({listed}): name the one to read, as in "
-                     f"--data {archive}{readers.TAR_MEMBER_SEP}{largest}")
+                     f"--data {readers.member_path(archive, largest)}")
 
 
 def detect_format(path: str) -> str:

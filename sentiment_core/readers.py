@@ -796,6 +796,11 @@ class _Slice(_Wrapped):
 
 
 TAR_MEMBER_SEP = "!/"  # source_file of an archive's member: "<tar or zip path>!/<member name>"
+
+
+def member_path(archive: str, name: str) -> str:
+    """How an archive's member is named, as a source file and as training data: ``<archive>!/<name>``."""
+    return f"{archive}{TAR_MEMBER_SEP}{name}"
 ZIP_MEMBER = -1  # the offset of a zip member in a member tuple: it is opened by name, not where it lies
 
 
@@ -1391,12 +1396,12 @@ def _lines_or_values(lines: Iterator[tuple[int, str]], state: dict) -> Iterator[
         return iter(())
     if not _opens_json_document(first[1]):
         return _whole_lines(itertools.chain([first], lines), state)
-    ytd = _YTD.match(first[1].lstrip("\ufeff"))
+    ytd = _YTD.match(first[1])  # (_decoded_lines took off a byte order mark)
     if ytd is not None and ytd.group(1) not in _YTD_TWEETS:  # one reject for the file (read_numbered)
         state["archive"], state["ytd"] = "account_archive", ytd.group(1)
         return iter(())
     if ytd is not None:  # the JSON after the assignment
-        first = (first[0], first[1].lstrip("\ufeff")[ytd.end():])
+        first = (first[0], first[1][ytd.end():])
     return _document_values(itertools.chain([first], lines))
 
 
@@ -1462,7 +1467,7 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
         raise ValueError("a byte range of an archive member is not supported")
     source = source_file if source_file is not None else path
     if member is not None:
-        source = f"{source}{TAR_MEMBER_SEP}{member[0]}"
+        source = member_path(source, member[0])
     state: dict = {"last_line": newlines_before, "error": None}
     lines = _decoded_lines(path, state, byte_range, newlines_before, member, stream)
     if byte_range is None:
@@ -1522,7 +1527,7 @@ def _read_tar_stream(path: str, fmt: str, source: str, columns: tuple = ()) -> I
                 if not info.isfile() or not _visible(info.name):
                     continue
                 members += 1
-                yield from read_numbered(path, fmt, f"{source}{TAR_MEMBER_SEP}{info.name}", stream=tar.extractfile(info),
+                yield from read_numbered(path, fmt, member_path(source, info.name), stream=tar.extractfile(info),
                                          columns=columns)
     except (tarfile.TarError, *STREAM_ERRORS) as exc:
         yield 0, _reject(f"tar archive breaks off after {members} member(s): {type(exc).__name__}: {exc}",

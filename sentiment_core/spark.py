@@ -371,7 +371,7 @@ def read_csv_units(units: list[tuple], sep: str, names: list[str]):
                       pa.array(lines or [None], pa.int64()), pa.array([error] * n, pa.string())], names=columns)
 
     def batches_of(path: str, member) -> Iterator[pa.RecordBatch]:
-        source = f"{path}{readers.TAR_MEMBER_SEP}{member[0]}" if member else path
+        source = readers.member_path(path, member[0]) if member else path
         read, line = 0, 1
         rows: list = []
         extras: list = []
