@@ -16,7 +16,8 @@ or its day files as downloaded (``twitter-stream-YYYY-MM-DD.tar``, read member b
 ``dt=YYYY-MM-DD/`` folders, or flat folders (every file is a candidate; date flags do not apply).
 
 Output (besides the score job's ``scores/model_version=V/dt=D/``): ``deletes/target_month=YYYY-MM/`` (by the month the deleted tweet was posted),
-``rejects/run_id=R/``, ``run_log/`` (one row per run), ``runs/R.json``, ``_manifest/V.json``.
+``rejects/run_id=R/``, ``run_log/`` (one row per run), ``runs/R.json``, ``_manifest/V/<day>.json`` (the
+manifest, one shard per archive day: a night reads and writes only its own days').
 A new model version (``--model`` of another artifact) scores only files no version has scored
 yet, unless ``--rescore`` asks it to score the selected history too; versions never share a
 partition.
@@ -49,6 +50,11 @@ _GRAB = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 # the grab's day files as downloaded: twitter-stream-2021-01-01.tar, twitter_stream_2021_01_01.tar
 _GRAB_TAR = re.compile(r"(?:^|/)[^/]*?(\d{4})[-_](\d{2})[-_](\d{2})\.tar$", re.IGNORECASE)
 _DTDIR = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
+# directory names that bound the days beneath them: dt=YYYY-MM-DD, and the grab's YYYY[/MM[/DD]]
+_DT_NAME = re.compile(r"dt=([0-9]{4}-[0-9]{2}-[0-9]{2})")
+_GRAB_DIR = re.compile(r"(?:^|/)([0-9]{4})(?:/([0-9]{2})(?:/([0-9]{2}))?)?$")
+MANIFEST = "_manifest"
+UNDATED = "undated"  # the manifest shard of files whose path names no day (a flat archive)
 
 
 @dataclass(frozen=True)
@@ -117,29 +123,94 @@ def file_date(rel: str, layout: str) -> str | None:
     return None
 
 
+def manifest_shard(rel: str) -> str:
+    """The manifest shard of an archive file: the day its path names (by the grab's or the ``dt=``
+    pattern, whatever ``--layout`` says, so a file stays in one shard), else ``undated``."""
+    return file_date(rel, "auto") or UNDATED
+
+
+def _dir_days(rel_dir: str, layout: str) -> tuple[str, str] | None:
+    """The first and last day a directory of the archive can hold by its name (a grab ``YYYY``,
+    ``YYYY/MM`` or ``YYYY/MM/DD``, or a ``dt=YYYY-MM-DD``), or None where its name says nothing."""
+    if layout in ("dt", "auto") and (m := _DT_NAME.fullmatch(os.path.basename(rel_dir))):
+        return m[1], m[1]
+    if layout in ("grab", "auto") and (m := _GRAB_DIR.search(rel_dir)):
+        y, mo, d = m[1], m[2], m[3]
+        if d:
+            return f"{y}-{mo}-{d}", f"{y}-{mo}-{d}"
+        return (f"{y}-{mo}-01", f"{y}-{mo}-31") if mo else (f"{y}-01-01", f"{y}-12-31")
+    return None
+
+
 def discover(root: str, layout: str, date_from: str | None, date_to: str | None) -> dict[str, dict]:
-    """Archive files in the date range: relative path -> {path, size, mtime, date}."""
-    from sentiment_core import readers
+    """Archive files in the date range: relative path -> {path, size, mtime, date}. With a date
+    range, directories whose names put them outside it (another day, month or year of the grab,
+    another ``dt=`` folder) are not walked, so a night lists its own days, not the archive's
+    history (1,440 minute files a day in the grab)."""
+    from sentiment_core.readers import hidden_name
 
     if not os.path.isdir(root):
         raise FileNotFoundError(f"--archive-root {root} is not a directory")
     root = os.path.abspath(root)  # source_file values stay the same whichever way the root is spelled
+    ranged = layout != "flat" and bool(date_from or date_to)
+
+    def outside(rel_dir: str) -> bool:
+        days = _dir_days(rel_dir, layout)
+        return days is not None and bool((date_to and days[0] > date_to) or (date_from and days[1] < date_from))
+
     out = {}
-    for path in readers.list_input_files([root]):
-        rel = os.path.relpath(path, root)
-        day = file_date(rel, layout)
-        if layout in ("grab", "dt") and day is None:
-            continue  # not part of this layout (e.g. a README beside the archive)
-        if day is not None and ((date_from and day < date_from) or (date_to and day > date_to)):
-            continue
-        st = os.stat(path)
-        out[rel] = {"path": path, "size": st.st_size, "mtime": int(st.st_mtime_ns // 1_000_000), "date": day}
-    return out
+    for dirpath, dirs, names in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        dirs[:] = sorted(d for d in dirs if not hidden_name(d) and not (ranged and outside(os.path.join(rel_dir, d))))
+        for name in sorted(names):
+            if hidden_name(name):
+                continue
+            rel = os.path.join(rel_dir, name)
+            day = file_date(rel, layout)
+            if layout in ("grab", "dt") and day is None:
+                continue  # not part of this layout (e.g. a README beside the archive)
+            if day is not None and ((date_from and day < date_from) or (date_to and day > date_to)):
+                continue
+            path = os.path.join(root, rel)
+            st = os.stat(path)
+            out[rel] = {"path": path, "size": st.st_size, "mtime": int(st.st_mtime_ns // 1_000_000), "date": day}
+    return dict(sorted(out.items()))
 
 
-def load_manifests(out: Path) -> dict[str, dict]:
-    d = out / "_manifest"
-    return {f.stem: json.loads(f.read_text()) for f in sorted(d.glob("*.json"))} if d.exists() else {}
+def load_manifests(out: Path, shards: set[str]) -> dict[str, dict[str, dict]]:
+    """Every model version's manifest entries in ``shards`` (``_manifest/<version>/<shard>.json``):
+    version -> shard -> {relative path: entry}. A night reads the shards of its own days, so its
+    cost does not grow with the archive's history. A manifest of the earlier layout, one file per
+    version (``_manifest/<version>.json``), is split into shards first."""
+    d = out / MANIFEST
+    if not d.exists():
+        return {}
+    for legacy in sorted(d.glob("*.json")):
+        _split_manifest(d, legacy)
+    found: dict[str, dict[str, dict]] = {}
+    for vdir in sorted(p for p in d.iterdir() if p.is_dir()):
+        found[vdir.name] = {s: json.loads((vdir / f"{s}.json").read_text())["files"]
+                            for s in sorted(shards) if (vdir / f"{s}.json").exists()}
+    return found
+
+
+def _split_manifest(d: Path, legacy: Path) -> None:
+    """One version's single manifest file -> its shards, then the file is removed (a run killed
+    midway splits it again: the shards are written whole, each atomically)."""
+    doc = json.loads(legacy.read_text())
+    version = doc.get("model_version", legacy.stem)
+    by_shard: dict[str, dict] = {}
+    for rel, entry in doc.get("files", {}).items():
+        by_shard.setdefault(manifest_shard(rel), {})[rel] = entry
+    for shard, files in by_shard.items():
+        C.write_json_atomic(d / version / f"{shard}.json", _shard_doc(version, shard, files, doc.get("updated_at")))
+    legacy.unlink()
+    log.info("manifest of model version %s split into %d shards by archive day", version, len(by_shard))
+
+
+def _shard_doc(version: str, shard: str, files: dict, updated_at) -> dict:
+    return {"model_version": version, "shard": shard, "files": dict(sorted(files.items())), "updated_at": updated_at}
 
 
 def _stamp(e: dict) -> tuple:
@@ -147,9 +218,9 @@ def _stamp(e: dict) -> tuple:
 
 
 def plan(files: dict, manifests: dict, version: str, rescore: bool) -> tuple[list[str], list[str]]:
-    """(new, changed) relative paths for this version."""
-    own = manifests.get(version, {}).get("files", {})
-    others = {rel: e for v, m in manifests.items() if v != version for rel, e in m.get("files", {}).items()}
+    """(new, changed) relative paths for this version (``manifests`` as :func:`load_manifests` gives them)."""
+    own = {rel: e for shard in manifests.get(version, {}).values() for rel, e in shard.items()}
+    others = {rel: e for v, m in manifests.items() if v != version for shard in m.values() for rel, e in shard.items()}
     changed = [r for r, e in files.items() if r in own and _stamp(own[r]) != _stamp(e)]
     new = [r for r, e in files.items() if r not in own and
            (rescore or r not in others or _stamp(others[r]) != _stamp(e))]
@@ -180,7 +251,11 @@ def _metadata_writer(out: Path):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        C.write_json_atomic(out / "_manifest" / f"{journal['model_version']}.json", journal["manifest"])
+        version = journal["model_version"]
+        for shard, doc in journal.get("manifest_shards", {}).items():  # the shards of the run's files
+            C.write_json_atomic(out / MANIFEST / version / f"{shard}.json", doc)
+        if "manifest" in journal:  # a journal of the one-file manifest: load_manifests splits it
+            C.write_json_atomic(out / MANIFEST / f"{version}.json", journal["manifest"])
         C.fault_point("after_manifest")
         s = journal["summary"]
         (out / "runs").mkdir(exist_ok=True)
@@ -220,7 +295,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     (out / MARKER).write_text(json.dumps({"written_by": "tweet-sentiment jobs.nightly", "layout": 1}))
     on_metadata = _metadata_writer(out)
     recovered = C.recover(out, on_metadata)
-    manifests = load_manifests(out)
+    manifests = load_manifests(out, {manifest_shard(r) for r in files})
     new, changed = plan(files, manifests, version, cfg.rescore)
     started = dt.datetime.now(dt.timezone.utc)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -228,13 +303,12 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
             "archive_root": cfg.archive_root, "date_from": cfg.date_from, "date_to": cfg.date_to,
             "files_in_range": len(files), "files_new": len(new), "files_changed": len(changed),
             "recovered_runs": ",".join(recovered), "config": dataclasses.asdict(cfg)}
-    manifest = manifests.get(version, {"model_version": version, "files": {}})
+    own = manifests.get(version, {})  # shard -> {relative path: entry}
     if not new and not changed:
         summary = {**base, "noop": True, "message": "nothing new or changed since the last run for this model version",
                    "records_read": 0, "scored": 0, "rejected": 0, "delete_notices": 0, "rows_deleted": 0,
                    "partitions_written": [], "wall_seconds": round(time.perf_counter() - t0, 3)}
-        C.commit(out, {"run_id": run_id, "model_version": version, "moves": [], "manifest": manifest,
-                       "summary": summary}, on_metadata)
+        C.commit(out, {"run_id": run_id, "model_version": version, "moves": [], "summary": summary}, on_metadata)
         return summary
 
     own_session = spark is None
@@ -273,7 +347,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         del_dts = {str(r["dt"]) for r in run_deletes.select(snowflake_dt(F.col("tweet_id")).alias("dt")).distinct().collect()
                    if r["dt"]}
         existing = {p.name[3:] for p in (out / vdir_rel).glob("dt=*")} if (out / vdir_rel).exists() else set()
-        old_dts = {d for r in changed for d in manifest["files"][r].get("dts", [])}
+        old_dts = {d for r in changed for d in own[manifest_shard(r)][r].get("dts", [])}
         affected = sorted(new_dts | ((del_dts | old_dts) & existing))
         keep_old = [d for d in affected if d in existing]
         changed_paths = [files[r]["path"] for r in changed]
@@ -307,11 +381,13 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         moves.append(("file", str(f.relative_to(out)), str(Path("deletes") / f.parent.name / f"{run_id}-{f.name}")))
     moves.append(("dir", str(stage_rel / "rejects"), str(Path("rejects") / f"run_id={run_id}")))
     file_dts = _dts_by_file(stage)
+    touched: dict[str, dict] = {}  # the manifest shards of this run's files, whole
     for r in new + changed:
-        e = files[r]
-        manifest["files"][r] = {"size": e["size"], "mtime": e["mtime"], "run_id": run_id,
-                                "dts": file_dts.get(e["path"], [])}
-    manifest["updated_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+        e, shard = files[r], manifest_shard(r)
+        entries = touched.setdefault(shard, dict(own.get(shard, {})))
+        entries[r] = {"size": e["size"], "mtime": e["mtime"], "run_id": run_id, "dts": file_dts.get(e["path"], [])}
+    updated_at = dt.datetime.now(dt.timezone.utc).isoformat()
+    shard_docs = {shard: _shard_doc(version, shard, entries, updated_at) for shard, entries in touched.items()}
     wall = time.perf_counter() - t0
     summary = {**base, "noop": False, **counts, "scored": counts["to_score"], "rows_deleted": before - after,
                "rows_in_partitions": after, "partitions_written": affected, "wall_seconds": round(wall, 3),
@@ -323,7 +399,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     if not summary["reconciled"]:
         raise RuntimeError(f"counts do not reconcile: {summary}")
     C.fault_point("before_commit")
-    C.commit(out, {"run_id": run_id, "model_version": version, "moves": moves, "manifest": manifest,
+    C.commit(out, {"run_id": run_id, "model_version": version, "moves": moves, "manifest_shards": shard_docs,
                    "summary": summary}, on_metadata)
     return summary
 

@@ -810,7 +810,7 @@ def is_plain_tar(path: str) -> bool:
 
 
 def _visible(name: str) -> bool:
-    return not any(_hidden(part) for part in name.split("/") if part)
+    return not any(hidden_name(part) for part in name.split("/") if part)
 
 
 def tar_members(path: str) -> list[tuple[str, int, int]]:
@@ -1538,7 +1538,8 @@ def _read_tar_stream(path: str, fmt: str, source: str, columns: tuple = ()) -> I
 # listing inputs
 # --------------------------------------------------------------------------------------------
 
-def _hidden(name: str) -> bool:
+def hidden_name(name: str) -> bool:
+    """A file or directory the listings skip: ``.``/``_`` names (Spark's and Hadoop's own rule)."""
     return name.startswith(".") or name.startswith("_")
 
 
@@ -1551,8 +1552,8 @@ def _list_local(path: str) -> list[str]:
         return [path]
     found = []
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d))
-        found.extend(os.path.join(root, f) for f in files if not _hidden(f))
+        dirs[:] = sorted(d for d in dirs if not hidden_name(d))
+        found.extend(os.path.join(root, f) for f in files if not hidden_name(f))
     return sorted(found)
 
 
@@ -1578,7 +1579,7 @@ def _list_remote(uri: str) -> list[str]:
         if entry.type != pafs.FileType.File:
             continue
         rel = entry.path[len(base_clean):].lstrip("/")
-        if any(_hidden(part) for part in rel.split("/")):
+        if any(hidden_name(part) for part in rel.split("/")):
             continue
         found.append(prefix + entry.path)
     return sorted(found)

@@ -85,6 +85,47 @@ def test_night_by_night_then_noop_equals_clean_run(spark, archive, tiny_artifact
     assert read_table(spark, str(out), "rejects").count() == sum(n["rejected"] for n in nights)
     log = pd.read_parquet(out / "run_log")
     assert len(log) == 4 and log["noop"].sum() == 1
+    # the manifest: one shard per archive day, and a night reads only its own days' shards
+    version = nights[0]["model_version"]
+    shards = out / "_manifest" / version
+    assert sorted(p.name for p in shards.iterdir()) == [f"{d}.json" for d in DAYS]
+    first = (shards / f"{DAYS[0]}.json").read_text()
+    (shards / f"{DAYS[0]}.json").write_text("not json: a night of another day must not read this")
+    assert nightly(spark, archive, tiny_artifact, out, "--date", DAYS[-1])["noop"] is True
+    # a manifest of the earlier layout (one file per version) is split into shards on the next run
+    legacy = {"model_version": version, "files": {}}
+    for d in DAYS:
+        text = first if d == DAYS[0] else (shards / f"{d}.json").read_text()
+        legacy["files"].update(json.loads(text)["files"])
+    shutil.rmtree(shards)
+    (out / "_manifest" / f"{version}.json").write_text(json.dumps(legacy))
+    assert nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])["noop"] is True
+    assert not (out / "_manifest" / f"{version}.json").exists()
+    assert sorted(p.name for p in shards.iterdir()) == [f"{d}.json" for d in DAYS]
+    assert json.loads((shards / f"{DAYS[0]}.json").read_text())["files"] == json.loads(first)["files"]
+
+
+def test_a_night_lists_only_its_own_days(tmp_path, monkeypatch):
+    """With a date range, the grab's other days, months and years and other dt= folders are not
+    walked at all (a year of the grab is 525,600 minute files); the files found are the same."""
+    from jobs import nightly as N
+
+    names = ["2020/12/31/23/59.json.bz2", "2021/01/01/00/00.json.bz2", "2021/01/02/07/29.json.bz2",
+             "2021/01/02/07/30.json.bz2", "2021/02/01/00/00.json.bz2", "dt=2021-01-02/a.json",
+             "dt=2021-01-03/b.json", "twitter-stream-2021-01-02.tar", "README.md"]
+    for n in names:
+        (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / n).write_text("{}\n")
+    walked = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p=".": walked.append(os.path.relpath(p, tmp_path)) or scandir(p))
+    found = N.discover(str(tmp_path), "auto", "2021-01-02", "2021-01-02")
+    assert sorted(found) == ["2021/01/02/07/29.json.bz2", "2021/01/02/07/30.json.bz2", "README.md",
+                             "dt=2021-01-02/a.json", "twitter-stream-2021-01-02.tar"]
+    assert sorted(walked) == [".", "2021", "2021/01", "2021/01/02", "2021/01/02/07", "dt=2021-01-02"]
+    assert [found[n]["date"] for n in sorted(found)] == ["2021-01-02", "2021-01-02", None, "2021-01-02", "2021-01-02"]
+    assert {N.manifest_shard(n) for n in found} == {"2021-01-02", "undated"}
+    assert len(N.discover(str(tmp_path), "grab", None, None)) == 6  # no range: everything of the layout
 
 
 def test_day_tar_files_give_the_table_of_the_extracted_archive(spark, archive, tiny_artifact, tmp_path, clean):
