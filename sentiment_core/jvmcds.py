@@ -43,7 +43,10 @@ log = logging.getLogger(__name__)
 
 CHOICE_ENV = "TWEET_SENTIMENT_CDS"  # 0: off; a path: that archive; unset: this environment's
 JIT_ENV = "TWEET_SENTIMENT_QUICK_JIT"  # 0: the JVM's default compilers
-QUICK_JIT = "-XX:TieredStopAtLevel=1"
+# the quick compiler only; its code cache as large as the default compilers' (240 MB): on the quick
+# compiler alone the JVM sizes it at 48 MB, which a long session (a month of nightly runs in one
+# process) fills, and a full code cache disables compilation: the rest of the session ran interpreted
+QUICK_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 # JVM warnings (e.g. a stale archive) to stderr: the jobs' stdout ends with their JSON summary
 QUIET = "-Xshare:auto -Xlog:disable -Xlog:all=warning:stderr"
 
