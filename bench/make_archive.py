@@ -20,8 +20,8 @@ so the mix of languages, retweets, quotes and extended/truncated tweets is the r
 Delete notices come at the source's rate (notices per tweet), in the stream's own form
 ``{"delete":{"status":{"id","id_str","user_id","user_id_str"},"timestamp_ms"}}``, and always
 refer to a tweet generated earlier by this run, by the same user id: most to a tweet of the
-same day (deleted after it was posted), about 5% (at least one a day, from the second day on)
-to a tweet 1-3 days earlier. Lines in a file are in time order. The same arguments give the same files.
+same day (deleted after it was posted), about 5% (``--old-delete-share``; at least one a day, from
+the second day on) to a tweet 1-3 days earlier (``--old-delete-days``). Lines in a file are in time order. The same arguments give the same files.
 """
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "archives" / "twitter-v1.1" /
 FALLBACK_SOURCE = ROOT / "data" / "sample" / "archive" / "2021" / "01" / "01" / "07" / "29.json.bz2"
 
 TWITTER_EPOCH_MS = 1288834974657
-OLD_DELETE_SHARE = 0.05      # deletes that refer to a tweet 1-3 days earlier (from day 2 on)
+OLD_DELETE_SHARE = 0.05      # deletes that refer to a tweet 1-OLD_DELETE_DAYS days earlier (from day 2 on)
+OLD_DELETE_DAYS = 3
 NESTED_MAX_AGE_MS = 6 * 3600 * 1000
 DAY_MS = 86_400_000
 COMPRESSLEVEL = 1            # bz2 level 1 vs 9: see `generate`'s docstring
@@ -189,7 +190,8 @@ def _write(path: Path, lines: list[str], compresslevel: int) -> None:
 
 def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.date = "2021-01-01",
              seed: int = 0, files_per_day: int = 24, source: str | Path | None = None,
-             compresslevel: int = COMPRESSLEVEL, workers: int | None = None) -> dict:
+             compresslevel: int = COMPRESSLEVEL, workers: int | None = None,
+             old_delete_share: float = OLD_DELETE_SHARE, old_delete_days: int = OLD_DELETE_DAYS) -> dict:
     """Write the archive under ``out``; returns the counts::
 
         {"tweets", "deletes", "deletes_of_earlier_days", "retweets", "files", "lines", "source",
@@ -202,6 +204,8 @@ def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.da
     """
     if days < 1 or tweets_per_day < 0:
         raise ValueError(f"--days must be >= 1 and --tweets-per-day >= 0 (got {days}, {tweets_per_day})")
+    if not 0 <= old_delete_share <= 1 or old_delete_days < 1:
+        raise ValueError("--old-delete-share must be in [0, 1] and --old-delete-days >= 1")
     if not 1 <= files_per_day <= 1440:
         raise ValueError(f"--files-per-day must be between 1 and 1440 (one a minute), got {files_per_day}")
     start_date = dt.date.fromisoformat(start) if isinstance(start, str) else start
@@ -214,7 +218,7 @@ def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.da
     out = Path(out)
     totals = {"tweets": 0, "deletes": 0, "deletes_of_earlier_days": 0, "retweets": 0, "files": 0, "lines": 0,
               "source": str(source), "per_day": {}}
-    history: list[list[tuple[int, int | None, int]]] = []  # the last 3 days: (id, user id, ms) per tweet
+    history: list[list[tuple[int, int | None, int]]] = []  # the last old_delete_days days: (id, user id, ms) per tweet
     # file k of a day covers [edges[k], edges[k+1]) ms after midnight, starting on a whole minute
     edges = [k * 1440 // files_per_day * 60_000 for k in range(files_per_day)] + [DAY_MS]
     workers = workers or min(8, os.cpu_count() or 1)
@@ -237,8 +241,8 @@ def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.da
                 events.append((ms, len(events), tpl, (times, new_ids)))
             earlier = [h for h in history if h]
             n_deletes = int(round(tweets_per_day * delete_rate)) if today else 0
-            # ~5% of the notices (at least one a day, from the second day on) delete older tweets
-            old = max(1, round(n_deletes * OLD_DELETE_SHARE)) if earlier and n_deletes else 0
+            # ~old_delete_share of the notices (at least one a day, from the second day on) delete older tweets
+            old = max(1, round(n_deletes * old_delete_share)) if earlier and n_deletes else 0
             old_slots = set(rng.sample(range(n_deletes), old))
             for slot in range(n_deletes):
                 if slot in old_slots:
@@ -261,7 +265,7 @@ def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.da
                 i = j
             while len(pending) > 2 * workers:  # bound the bodies held in memory
                 pending.pop(0).result()
-            history = (history + [today])[-3:]
+            history = (history + [today])[-old_delete_days:]
             per = {"tweets": len(today), "deletes": len(events) - len(today), "deletes_of_earlier_days": old,
                    "retweets": retweets, "files": files_per_day}
             totals["per_day"][day.isoformat()] = per
@@ -273,6 +277,14 @@ def generate(out: str | Path, days: int, tweets_per_day: int, start: str | dt.da
         for f in pending:
             f.result()
     return totals
+
+
+def add_delete_age_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--old-delete-share", type=float, default=OLD_DELETE_SHARE,
+                   help="share of the delete notices that name a tweet of an earlier day (the real stream: about "
+                        "0.7, spread over years: the minute file's 307 notices name tweets of 123 different days)")
+    p.add_argument("--old-delete-days", type=int, default=OLD_DELETE_DAYS,
+                   help="how many days back those tweets are, at most (uniform over the days generated so far)")
 
 
 def main(argv=None) -> int:
@@ -287,13 +299,14 @@ def main(argv=None) -> int:
                                     f"else {FALLBACK_SOURCE.relative_to(ROOT)})")
     p.add_argument("--compresslevel", type=int, default=COMPRESSLEVEL, choices=range(1, 10), metavar="1..9")
     p.add_argument("--workers", type=int, default=None, help="compression threads (default: CPU count, at most 8)")
+    add_delete_age_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     try:
         dt.date.fromisoformat(args.start)
         counts = generate(args.out, args.days, args.tweets_per_day, args.start, args.seed, args.files_per_day,
-                          args.source, args.compresslevel, args.workers)
+                          args.source, args.compresslevel, args.workers, args.old_delete_share, args.old_delete_days)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -55,6 +55,9 @@ _DT_NAME = re.compile(r"dt=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 _GRAB_DIR = re.compile(r"(?:^|/)([0-9]{4})(?:/([0-9]{2})(?:/([0-9]{2}))?)?$")
 MANIFEST = "_manifest"
 UNDATED = "undated"  # the manifest shard of files whose path names no day (a flat archive)
+# beside a version's manifest shards: {dt: run that first deferred it} of partitions whose delete
+# notices wait for a later run (--max-purges)
+PENDING_DELETES = "_pending_deletes.json"
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,11 @@ class NightlyConfig:
     backend: str = "auto"
     partitions: int = 0
     files_per_task: int = 4
+    max_purges: int | None = None  # older partitions rewritten for new delete notices per run (None: all)
 
     def __post_init__(self):
+        if self.max_purges is not None and self.max_purges < 0:
+            raise ValueError("--max-purges must be >= 0")
         if self.layout not in LAYOUTS:
             raise ValueError(f"--layout must be one of {LAYOUTS}")
         for d in (self.date_from, self.date_to):
@@ -103,6 +109,9 @@ def parse_args(argv=None) -> NightlyConfig:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="model runtime, as in jobs/score.py")
     p.add_argument("--partitions", type=int, default=0)
     p.add_argument("--files-per-task", type=int, default=4)
+    p.add_argument("--max-purges", type=int, default=None,
+                   help="rewrite at most N partitions of earlier days per run to remove tweets that new delete notices "
+                        "name (oldest waiting first); the rest wait for later runs (default: all of them, every run)")
     ns = vars(p.parse_args(argv))
     day = ns.pop("date")
     if day:
@@ -195,6 +204,11 @@ def load_manifests(out: Path, shards: set[str]) -> dict[str, dict[str, dict]]:
     return found
 
 
+def load_pending_deletes(out: Path, version: str) -> dict[str, str]:
+    f = out / MANIFEST / version / PENDING_DELETES
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
 def _split_manifest(d: Path, legacy: Path) -> None:
     """One version's single manifest file -> its shards, then the file is removed (a run killed
     midway splits it again: the shards are written whole, each atomically)."""
@@ -254,6 +268,10 @@ def _metadata_writer(out: Path):
         version = journal["model_version"]
         for shard, doc in journal.get("manifest_shards", {}).items():  # the shards of the run's files
             C.write_json_atomic(out / MANIFEST / version / f"{shard}.json", doc)
+        if journal.get("pending_deletes"):
+            C.write_json_atomic(out / MANIFEST / version / PENDING_DELETES, journal["pending_deletes"])
+        elif "pending_deletes" in journal:  # none waits any more
+            (out / MANIFEST / version / PENDING_DELETES).unlink(missing_ok=True)
         if "manifest" in journal:  # a journal of the one-file manifest: load_manifests splits it
             C.write_json_atomic(out / MANIFEST / f"{version}.json", journal["manifest"])
         C.fault_point("after_manifest")
@@ -304,8 +322,10 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
             "files_in_range": len(files), "files_new": len(new), "files_changed": len(changed),
             "recovered_runs": ",".join(recovered), "config": dataclasses.asdict(cfg)}
     own = manifests.get(version, {})  # shard -> {relative path: entry}
+    waiting = load_pending_deletes(out, version)  # partitions whose delete notices are not yet applied
     if not new and not changed:
         summary = {**base, "noop": True, "message": "nothing new or changed since the last run for this model version",
+                   "partitions_waiting_for_deletes": len(waiting),
                    "records_read": 0, "scored": 0, "rejected": 0, "delete_notices": 0, "rows_deleted": 0,
                    "partitions_written": [], "wall_seconds": round(time.perf_counter() - t0, 3)}
         C.commit(out, {"run_id": run_id, "model_version": version, "moves": [], "summary": summary}, on_metadata)
@@ -348,7 +368,16 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
                    if r["dt"]}
         existing = {p.name[3:] for p in (out / vdir_rel).glob("dt=*")} if (out / vdir_rel).exists() else set()
         old_dts = {d for r in changed for d in own[manifest_shard(r)][r].get("dts", [])}
-        affected = sorted(new_dts | ((del_dts | old_dts) & existing))
+        # rewritten anyway (new rows, a changed file's old rows): every known delete applies there
+        must = new_dts | (old_dts & existing)
+        # earlier days that delete notices name, this run's or waiting since an earlier one: the
+        # stream deletes tweets of any age (one real minute's 307 notices name 123 different days),
+        # so without a bound every run would rewrite nearly every partition of the history
+        purge = sorted(((del_dts | set(waiting)) & existing) - must, key=lambda d: (waiting.get(d, run_id), d))
+        limit = len(purge) if cfg.max_purges is None else cfg.max_purges
+        purged, deferred = purge[:limit], purge[limit:]
+        pending = {d: waiting.get(d, run_id) for d in deferred}
+        affected = sorted(must | set(purged))
         keep_old = [d for d in affected if d in existing]
         changed_paths = [files[r]["path"] for r in changed]
 
@@ -390,7 +419,8 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     shard_docs = {shard: _shard_doc(version, shard, entries, updated_at) for shard, entries in touched.items()}
     wall = time.perf_counter() - t0
     summary = {**base, "noop": False, **counts, "scored": counts["to_score"], "rows_deleted": before - after,
-               "rows_in_partitions": after, "partitions_written": affected, "wall_seconds": round(wall, 3),
+               "rows_in_partitions": after, "partitions_written": affected, "partitions_purged": purged,
+               "partitions_waiting_for_deletes": len(deferred), "wall_seconds": round(wall, 3),
                "scoring_seconds": round(score_seconds, 3), "model_rows": int(check["model_rows"]),
                "tweets_per_second": round(counts["to_score"] / wall, 2) if wall else None, "parse": parse_plan}
     accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
@@ -400,6 +430,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         raise RuntimeError(f"counts do not reconcile: {summary}")
     C.fault_point("before_commit")
     C.commit(out, {"run_id": run_id, "model_version": version, "moves": moves, "manifest_shards": shard_docs,
+                   "pending_deletes": pending,
                    "summary": summary}, on_metadata)
     return summary
 

@@ -165,6 +165,25 @@ def test_delete_on_a_later_day_removes_the_earlier_tweet(spark, archive, tiny_ar
     assert not set(late) & set(clean["tweet_id"])
 
 
+def test_deletes_of_earlier_days_can_wait_for_a_later_run(spark, archive, tiny_artifact, tmp_path, clean):
+    """--max-purges bounds the earlier partitions a run rewrites for new delete notices: the rest
+    wait, recorded, and a later run removes those tweets; the end state equals the clean run's."""
+    day1_ids = {t["id_str"] for t in archive_lines(archive, DAYS[0]) if "delete" not in t}
+    late = [t["delete"]["status"]["id_str"] for t in archive_lines(archive, DAYS[1])
+            if "delete" in t and t["delete"]["status"]["id_str"] in day1_ids]
+    assert late, "the generator deletes a day-1 tweet on day 2"
+    out = tmp_path / "out"
+    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+    s = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1], "--max-purges", "0")
+    assert s["partitions_written"] == [DAYS[1]] and s["partitions_purged"] == []
+    assert s["partitions_waiting_for_deletes"] == 1 and s["reconciled"]
+    assert set(late) <= set(table(out)["tweet_id"])  # still there: its partition waits
+    assert nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1])["partitions_waiting_for_deletes"] == 1
+    s = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[2])
+    assert s["partitions_purged"][0] == DAYS[0] and s["partitions_waiting_for_deletes"] == 0
+    assert_same_table(table(out), clean)
+
+
 def test_late_file_rescores_its_day(spark, archive, tiny_artifact, tmp_path):
     from bench.make_archive import generate
 
