@@ -40,6 +40,7 @@ from pathlib import Path
 from jobs.score import MARKER, count_records, prepare_tweets, score_tweets, write_side_table
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
+from sentiment_core.tables import MANIFEST, PENDING_DELETES  # {dt: run first deferred}, beside the shards
 
 log = logging.getLogger("jobs.nightly")
 
@@ -53,11 +54,7 @@ _DTDIR = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 # directory names that bound the days beneath them: dt=YYYY-MM-DD, and the grab's YYYY[/MM[/DD]]
 _DT_NAME = re.compile(r"dt=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 _GRAB_DIR = re.compile(r"(?:^|/)([0-9]{4})(?:/([0-9]{2})(?:/([0-9]{2}))?)?$")
-MANIFEST = "_manifest"
 UNDATED = "undated"  # the manifest shard of files whose path names no day (a flat archive)
-# beside a version's manifest shards: {dt: run that first deferred it} of partitions whose delete
-# notices wait for a later run (--max-purges)
-PENDING_DELETES = "_pending_deletes.json"
 
 
 @dataclass(frozen=True)

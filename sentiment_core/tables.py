@@ -22,6 +22,10 @@ from contextlib import contextmanager
 log = logging.getLogger(__name__)
 
 PARQUET_TABLES = ("scores", "rejects", "deletes", "run_log")
+# jobs.nightly --max-purges: per model version, the partitions whose delete notices wait for a run
+# to purge them ({dt: run}), beside that version's manifest shards
+MANIFEST = "_manifest"
+PENDING_DELETES = "_pending_deletes.json"
 VIEWS = PARQUET_TABLES + ("runs",)
 _INFER = "spark.sql.sources.partitionColumnTypeInference.enabled"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -72,7 +76,30 @@ def read_table(spark, output_dir: str, name: str):
         return None
     if "dt" in df.columns:
         df = df.withColumn("dt", F.to_date("dt"))
+    if name == "scores" and (waiting := _waiting_deletes(spark, str(output_dir))) is not None:
+        df = df.join(waiting, "tweet_id", "left_anti")
     return df
+
+
+def _waiting_deletes(spark, output_dir: str):
+    """The tweet ids of the delete notices that wait for a nightly run to remove their tweets from
+    the partitions (``jobs.nightly --max-purges``), or None when nothing waits: the ``scores`` view
+    leaves those tweets out already."""
+    import glob
+    import json
+
+    if "://" in output_dir and not output_dir.startswith("file://"):
+        return None  # the nightly job writes local (or mounted) outputs only
+    root = output_dir[len("file://"):] if output_dir.startswith("file://") else output_dir
+    days = set()
+    for f in glob.glob(os.path.join(glob.escape(root), MANIFEST, "*", PENDING_DELETES)):
+        with open(f) as fh:
+            days.update(json.load(fh))
+    months = sorted({d[:7] for d in days})
+    paths = [p for m in months if _present(p := _join(root, f"deletes/target_month={m}"))]
+    if not paths:
+        return None
+    return spark.read.parquet(*paths).select("tweet_id").distinct()
 
 
 def register_tables(spark, output_dir: str) -> list[str]:
