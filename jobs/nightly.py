@@ -7,7 +7,8 @@ Each run scores only the archive files that are new or changed since the last ru
 model version (a manifest in the output records path, size and mtime of every file scored, by
 which run, into which ``dt`` partitions), merges them into the affected partitions, removes
 tweets named by delete notices (also ones that arrive days after the tweet: a tweet id is a
-Snowflake id, so the notice names the partition to fix), and publishes everything with a
+Snowflake id, so the notice names the partition to fix; ``--max-purges N`` rewrites at most N
+such earlier partitions per run and leaves the rest waiting, recorded, for later runs), and publishes everything with a
 journaled commit (``sentiment_core.commit``): a run killed at any point leaves the previous state
 readable and the next run finishes or discards its work. Running the same night twice is a no-op.
 
@@ -55,6 +56,7 @@ _DTDIR = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 _DT_NAME = re.compile(r"dt=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 _GRAB_DIR = re.compile(r"(?:^|/)([0-9]{4})(?:/([0-9]{2})(?:/([0-9]{2}))?)?$")
 UNDATED = "undated"  # the manifest shard of files whose path names no day (a flat archive)
+DELETE_FILES_PER_MONTH = 32  # more in a deletes/target_month=M/ that a run reads: compacted into one
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         score_seconds = time.perf_counter() - t_score
         (records.where(F.col("kind") == "delete")
          .select("tweet_id", "user_id", "deleted_at", "source_file", F.date_format(snowflake_dt(F.col("tweet_id")), "yyyy-MM").alias("target_month"))
+         .repartition("target_month")  # one file per month and run: the months read later hold fewer files
          .write.mode("overwrite").partitionBy("target_month").parquet(str(stage / "deletes")))
         write_side_table(records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at"),
                          counts["rejected"], stage / "rejects")
@@ -395,6 +398,15 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         if del_paths:
             deletes = deletes.unionByName(spark.read.parquet(*del_paths).select("tweet_id"))
         final = merged.join(deletes.distinct(), "tweet_id", "left_anti")
+        # a month's notices arrive as one file per run that saw any (every run, for recent months):
+        # a month read here that holds more than DELETE_FILES_PER_MONTH files is rewritten as one
+        # file, this run's notices included, so reading it does not grow with the runs
+        for m in months:
+            month_dir = out / "deletes" / f"target_month={m}"
+            if len(list(month_dir.glob("*.parquet"))) > DELETE_FILES_PER_MONTH:
+                ours = stage / "deletes" / month_dir.name
+                (spark.read.parquet(*[str(p) for p in (month_dir, ours) if p.exists()]).coalesce(1)
+                 .write.parquet(str(stage / "deletes_compacted" / month_dir.name)))
         before = merged.count()
         final.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(str(stage / "scores"))
         after = spark.read.parquet(str(stage / "scores")).count()
@@ -403,7 +415,11 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
             spark.stop()
 
     moves = [("dir", str(stage_rel / "scores" / f"dt={d}"), str(vdir_rel / f"dt={d}")) for d in affected]
+    compacted = sorted(p.name for p in (stage / "deletes_compacted").glob("target_month=*"))
+    moves += [("dir", str(stage_rel / "deletes_compacted" / m), str(Path("deletes") / m)) for m in compacted]
     for f in sorted((stage / "deletes").glob("target_month=*/*.parquet")):
+        if f.parent.name in compacted:  # in the compacted file already
+            continue
         moves.append(("file", str(f.relative_to(out)), str(Path("deletes") / f.parent.name / f"{run_id}-{f.name}")))
     moves.append(("dir", str(stage_rel / "rejects"), str(Path("rejects") / f"run_id={run_id}")))
     file_dts = _dts_by_file(stage)

@@ -151,15 +151,26 @@ def test_day_tar_files_give_the_table_of_the_extracted_archive(spark, archive, t
     assert nightly(spark, tars, tiny_artifact, out)["noop"] is True
 
 
-def test_delete_on_a_later_day_removes_the_earlier_tweet(spark, archive, tiny_artifact, tmp_path, clean):
+def test_delete_on_a_later_day_removes_the_earlier_tweet(spark, archive, tiny_artifact, tmp_path, clean, monkeypatch):
+    """... and a month of notices read with more files than DELETE_FILES_PER_MONTH (0 here) is
+    compacted into one file: no notice lost."""
+    from jobs import nightly as N
+
+    monkeypatch.setattr(N, "DELETE_FILES_PER_MONTH", 0)
     day1_ids = {t["id_str"] for t in archive_lines(archive, DAYS[0]) if "delete" not in t}
     late = [t["delete"]["status"]["id_str"] for day in DAYS[1:] for t in archive_lines(archive, day)
             if "delete" in t and t["delete"]["status"]["id_str"] in day1_ids]
     assert late, "the generator should delete some day-1 tweets on later days"
     out = tmp_path / "out"
-    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+    first = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
     assert set(late) <= set(table(out)["tweet_id"])
-    nightly(spark, archive, tiny_artifact, out, "--from", DAYS[1], "--to", DAYS[2])
+    month = out / "deletes" / "target_month=2021-01"
+    assert len(list(month.glob("*.parquet"))) == 1  # the first run's notices: nothing to compact yet
+    second = nightly(spark, archive, tiny_artifact, out, "--from", DAYS[1], "--to", DAYS[2])
+    assert len(list(month.glob("*.parquet"))) == 1  # compacted, the second run's notices in it
+    notices = pd.read_parquet(month)
+    assert len(notices) == first["delete_notices"] + second["delete_notices"]
+    assert set(late) <= set(notices["tweet_id"])
     final = table(out)
     assert not set(late) & set(final["tweet_id"])
     assert not set(late) & set(clean["tweet_id"])
