@@ -207,3 +207,20 @@ def test_local_session_uses_this_environments_class_archive_and_quick_jit(spark)
     if not archive.is_file():
         pytest.skip(f"no class archive at {archive} (python -m sentiment_core.jvmcds builds it)")
     assert f"-XX:SharedArchiveFile={archive}" in args
+
+
+def test_task_items_give_each_task_its_own_list_and_travel_as_bytes():
+    """The parse plan travels inside the Spark function as one bytes object: a task unpickles only
+    its own units, and the function's pickle holds no per-unit Python objects."""
+    import pickle
+
+    from pyspark import cloudpickle
+
+    from sentiment_core.spark import TaskItems, parse_units
+
+    tasks = [[(f"/a/{i}/{j}.json.bz2", "auto", (0, 10) if j else None, j, None) for j in range(i % 3)] for i in range(50)]
+    items = pickle.loads(cloudpickle.dumps(TaskItems(tasks)))
+    assert len(items) == 50 and [items[i] for i in range(50)] == [list(t) for t in tasks]
+    fn = parse_units(tasks)
+    cells = [c.cell_contents for c in fn.__closure__]
+    assert any(isinstance(c, TaskItems) for c in cells) and not any(isinstance(c, list) and c for c in cells)
