@@ -1557,7 +1557,8 @@ def _list_local(path: str) -> list[str]:
     return sorted(found)
 
 
-def _list_remote(uri: str) -> list[str]:
+def _list_remote(uri: str, sizes: dict[str, int]) -> list[str]:
+    """The files under ``uri`` (a URI of pyarrow.fs); their sizes, which the listing gives, go to ``sizes``."""
     from pyarrow import fs as pafs  # lazy: only for non-local URIs
 
     filesystem, base = pafs.FileSystem.from_uri(uri)
@@ -1565,6 +1566,7 @@ def _list_remote(uri: str) -> list[str]:
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"input path does not exist: {uri}")
     if info.type != pafs.FileType.Directory:
+        sizes[uri] = info.size
         return [uri]
     # rebuild URIs: for hdfs://host:port/p the fs path excludes the authority; for
     # s3://bucket/key (and similar object stores) it starts with the bucket
@@ -1582,24 +1584,39 @@ def _list_remote(uri: str) -> list[str]:
         if any(hidden_name(part) for part in rel.split("/")):
             continue
         found.append(prefix + entry.path)
+        sizes[prefix + entry.path] = entry.size
     return sorted(found)
 
 
-def list_input_files(paths: list[str]) -> list[str]:
+class Listed(list):
+    """Input files as :func:`list_input_files` found them, and the sizes its listing gave
+    (``sizes``: those behind a URI, where an object store's listing has them; a size asked again
+    would be one request per file)."""
+
+    def __init__(self, files=(), sizes: dict[str, int] | None = None):
+        super().__init__(files)
+        self.sizes = sizes if sizes is not None else {}
+
+
+def list_input_files(paths: list[str]) -> Listed:
     """Input paths with directories expanded recursively (sorted, hidden '.'/'_' entries skipped).
 
     Files named explicitly are kept even if their names start with '.' or '_'. Local paths and
     ``file://`` URIs come back as absolute local paths; other URIs stay URIs. Duplicates are dropped (first one kept).
-    Raises FileNotFoundError("input path does not exist: ...") for a missing path.
+    Raises FileNotFoundError("input path does not exist: ...") for a missing path. A :class:`Listed`
+    (this function's own result) is returned as it is: behind an object store, listing its files
+    again would mean a request for each.
     """
+    if isinstance(paths, Listed):
+        return paths
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    out: list[str] = []
+    out = Listed()
     seen: set[str] = set()
     for path in paths:
         path = os.fspath(path)
         local = _local_path(path)
-        found = _list_local(local) if local is not None else _list_remote(path)
+        found = _list_local(local) if local is not None else _list_remote(path, out.sizes)
         for item in found:
             if item not in seen:
                 seen.add(item)

@@ -217,7 +217,8 @@ def _range_bytes(spark, total: int) -> int:
 
 
 def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int,
-               skip_members=frozenset(), listings: dict | None = None) -> tuple[list[list[tuple]], dict]:
+               skip_members=frozenset(), listings: dict | None = None,
+               known_sizes: dict[str, int] | None = None) -> tuple[list[list[tuple]], dict]:
     """The parse tasks for ``files`` (archive / CSV, not Parquet): each task a list of units
     ``(path, fmt, byte_range, newlines_before, archive member)`` (:func:`parse_units`). A plain (uncompressed) file larger than the range
     size (:func:`_range_bytes`) is cut into byte ranges, one task each, numbered from the newlines
@@ -228,14 +229,18 @@ def plan_parse(spark, files: Sequence[str], fmt: str, files_per_task: int,
     ``files_per_task`` to a task, and no slot stays idle while there are units. gzip, xz and zstd
     files cannot be cut: one unit each. ``skip_members``: the (archive, member name) read elsewhere
     (the CSV tables of a zip, :func:`read_csv_units`); ``listings``: the archive listings read
-    already (:func:`_listings`)."""
+    already (:func:`_listings`); ``known_sizes``: file sizes known from the input listing
+    (``readers.Listed``), not asked again."""
     slots = spark.sparkContext.defaultParallelism
     split = spark.conf.get(SPLIT_FILES_CONF, "true").lower() != "false"
     candidates = [p for p in files if not p.lower().endswith(_UNCUT_SUFFIXES)] if split else []
     archives = [p for p in files if p.lower().endswith(_ARCHIVE_SUFFIXES)]
     # behind a URI each size is a request, and a tar's listing one small read per member
     with ThreadPoolExecutor(16) as pool:
-        sizes = dict(zip(candidates, pool.map(_size_or_zero, candidates)))
+        known = dict(known_sizes or {})
+        unknown = [p for p in candidates if p not in known]
+        known.update(zip(unknown, pool.map(_size_or_zero, unknown)))
+        sizes = {p: known[p] for p in candidates}
         members_of = _listings(pool, archives, {} if listings is None else listings)
     piece = _range_bytes(spark, sum(sizes.values())) if sizes else 0
     cut: dict[str, tuple[str, list[int]]] = {}
@@ -456,7 +461,7 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     Parquet tables are read by Spark and mapped to the canonical columns with ``columns``."""
     from pyspark.sql import functions as F
 
-    files = readers.list_input_files(list(paths))
+    files = readers.list_input_files(paths)  # a Listed (jobs.score's) as it is, with its sizes
     parquet = [p for p in files if fmt == "parquet" or (fmt == "auto" and p.endswith((".parquet", ".pq")))]
     parquet_set = set(parquet)
     listings: dict = {}  # each archive listed once for the table search and the parse plan
@@ -469,7 +474,7 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     if others:
         tasks, stats = plan_parse(spark, others, fmt, files_per_task,
                                   skip_members={(path, member[0]) for path, member in tables if member},
-                                  listings=listings)
+                                  listings=listings, known_sizes=files.sizes)
         log.info("parse: %s", stats)
         if tasks:
             # one partition per task and no shuffle: spark.range's rows are the task numbers, each

@@ -1194,3 +1194,27 @@ def test_ranges_and_tar_members_through_pyarrow_filesystems(monkeypatch, mixed_v
     zip_uri = zip_path.as_uri()
     assert [_comparable(readers.read_numbered(zip_uri, "auto", "z", member=m))
             for m in readers.archive_members(zip_uri)] == zip_local and all(zip_local)
+
+
+def test_a_uri_listing_keeps_its_sizes_and_the_read_asks_none_again(spark, monkeypatch, tmp_path):
+    """Behind an object store every size asked is a request: list_input_files keeps what its
+    listing gave (readers.Listed), hands its own result back unchanged, and read_records plans the
+    parse from those sizes without asking any file again."""
+    from sentiment_core.spark import read_records
+
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.jsonl").write_bytes(V1_SAMPLE.read_bytes())
+    (d / "b.jsonl.bz2").write_bytes(bz2.compress(V1_SAMPLE.read_bytes()))
+    monkeypatch.setattr(readers, "_local_path", lambda p: None)  # the driver lists through pyarrow.fs
+    files = list_input_files([d.as_uri()])
+    assert isinstance(files, readers.Listed) and list_input_files(files) is files
+    assert files.sizes == {(d / n).as_uri(): (d / n).stat().st_size for n in ("a.jsonl", "b.jsonl.bz2")}
+
+    def no_request(path):
+        raise AssertionError(f"size of {path} asked again")
+
+    monkeypatch.setattr(readers, "file_size", no_request)
+    plan: dict = {}
+    got = read_records(spark, files, plan=plan).groupBy("kind").count().collect()
+    assert plan["files"] == 2 and sum(r["count"] for r in got) == 2 * len(records(V1_SAMPLE, source_file="s"))
