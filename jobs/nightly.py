@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.score import MARKER, count_records, prepare_tweets, score_tweets, write_side_table
+from sentiment_core.readers import TAR_MEMBER_SEP
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
 from sentiment_core.tables import MANIFEST, PENDING_DELETES  # {dt: run first deferred}, beside the shards
@@ -385,8 +386,8 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         if keep_old:
             old_rows = (spark.read.option("basePath", str(out / vdir_rel))
                         .parquet(*[str(out / vdir_rel / f"dt={d}") for d in keep_old]))
-            if changed_paths:
-                old_rows = old_rows.where(~F.col("source_file").isin(changed_paths))
+            if changed_paths:  # a changed file's old rows; a day tar's rows name "<tar>!/<member>"
+                old_rows = old_rows.where(~F.substring_index("source_file", TAR_MEMBER_SEP, 1).isin(changed_paths))
             merged = old_rows.select(*new_rows.columns).withColumn("_new", F.lit(0)).unionByName(merged)
         w = Window.partitionBy("tweet_id").orderBy("_new", "source_file")
         merged = merged.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "_new")
@@ -456,14 +457,18 @@ def _read_or_empty(spark, path: Path, schema):
 
 
 def _dts_by_file(stage: Path) -> dict[str, list[str]]:
-    """source_file -> the dt partitions its tweets went to (from the staged new rows)."""
+    """input file -> the dt partitions its tweets went to (from the staged new rows; a day tar's
+    members count for the tar). Distinct pairs in Arrow: a night holds millions of rows."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     if not any((stage / "new").rglob("*.parquet")):
         return {}
     t = ds.dataset(str(stage / "new"), format="parquet", partitioning="hive").to_table(columns=["source_file", "dt"])
+    pairs = t.group_by(["source_file", "dt"]).aggregate([])
+    files = pc.list_element(pc.split_pattern(pairs["source_file"], TAR_MEMBER_SEP, max_splits=1), 0)
     out: dict[str, set] = {}
-    for f, d in zip(t["source_file"].to_pylist(), t["dt"].to_pylist()):
+    for f, d in zip(files.to_pylist(), pairs["dt"].to_pylist()):
         out.setdefault(f, set()).add(str(d))
     return {k: sorted(v) for k, v in out.items()}
 

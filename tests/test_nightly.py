@@ -149,6 +149,18 @@ def test_day_tar_files_give_the_table_of_the_extracted_archive(spark, archive, t
     want["source_file"] = want["source_file"].map(lambda p: os.path.relpath(p, archive))
     assert_same_table(got, want)
     assert nightly(spark, tars, tiny_artifact, out)["noop"] is True
+    # the manifest knows the day a tar's tweets went to; a changed tar replaces its old rows
+    version = s["model_version"]
+    shard = json.loads((out / "_manifest" / version / f"{DAYS[0]}.json").read_text())["files"]
+    assert shard[f"twitter-stream-{DAYS[0]}.tar"]["dts"] == [DAYS[0]]
+    y, m, d = DAYS[0].split("-")
+    first, dropped = sorted(p.relative_to(archive) for p in (archive / y / m / d).rglob("*.json.bz2"))
+    with tarfile.open(tars / f"twitter-stream-{DAYS[0]}.tar", "w") as tar:  # one minute file fewer
+        tar.add(archive / first, arcname=str(first))
+    again = nightly(spark, tars, tiny_artifact, out)
+    assert again["files_changed"] == 1 and again["reconciled"]
+    sources = table(out)["source_file"]
+    assert not sources.str.endswith(f"!/{dropped}").any() and sources.str.endswith(f"!/{first}").any()
 
 
 def test_delete_on_a_later_day_removes_the_earlier_tweet(spark, archive, tiny_artifact, tmp_path, clean, monkeypatch):
