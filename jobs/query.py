@@ -61,6 +61,7 @@ class QueryConfig:
     out: str | None = field(default=None, metadata={"help": "write the result to this file"})
     plot: str | None = field(default=None, metadata={"help": "trend: PNG chart"})
     max_rows: int = field(default=200, metadata={"help": "rows shown on stdout"})
+    max_out_rows: int = field(default=1_000_000, metadata={"help": "sql --out: rows the driver may collect"})
 
     def __post_init__(self):
         if self.report not in REPORTS:
@@ -78,8 +79,8 @@ class QueryConfig:
             raise ValueError(f"--from {self.date_from} is after --to {self.date_to}")
         if self.hashtag is not None and not _HASHTAG.fullmatch(self.hashtag):
             raise ValueError(f"--hashtag must be one tag of letters, digits and _ (like #python), got {self.hashtag!r}")
-        if self.limit < 1 or self.max_rows < 1:
-            raise ValueError("--limit and --max-rows must be >= 1")
+        if self.limit < 1 or self.max_rows < 1 or self.max_out_rows < 1:
+            raise ValueError("--limit, --max-rows and --max-out-rows must be >= 1")
         if self.report == "compare" and not self.other_version:
             raise ValueError("compare needs --other-version B (and --model-version A, default the latest)")
         if self.report == "sql" and not (self.query or "").strip():
@@ -109,6 +110,8 @@ def parse_args(argv=None) -> QueryConfig:
     common.add_argument("--out", help="write the result to this file too")
     common.add_argument("--format", choices=FORMATS, help="file format of --out (default: its extension)")
     common.add_argument("--max-rows", type=int, default=200, help="rows shown on stdout (default 200)")
+    common.add_argument("--max-out-rows", type=int, default=1_000_000,
+                        help="sql --out: the most rows collected through the driver into the file (default 1,000,000)")
     filters = argparse.ArgumentParser(add_help=False)
     filters.add_argument("--model-version", help="default: the latest model version (greatest scored_at)")
     filters.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first dt, inclusive")
@@ -282,7 +285,16 @@ def run(cfg: QueryConfig, spark):
         if not views:
             raise ValueError(f"no output tables under {cfg.output}")
         df = spark.sql(cfg.query)
-        return (df.toPandas() if cfg.out else df.limit(cfg.max_rows + 1).toPandas()), f"sql over {', '.join(views)}"
+        if not cfg.out:
+            return df.limit(cfg.max_rows + 1).toPandas(), f"sql over {', '.join(views)}"
+        # the result goes through this driver into one file: a bounded number of rows, or a clear
+        # error rather than a driver out of memory
+        pdf = df.limit(cfg.max_out_rows + 1).toPandas()
+        if len(pdf) > cfg.max_out_rows:
+            raise ValueError(f"the result has more than {cfg.max_out_rows:,} rows, more than --out collects through the "
+                             "driver into one file (--max-out-rows); aggregate it, or write it with Spark, e.g. "
+                             "spark.sql(...).write.parquet(DIR) after sentiment_core.tables.register_tables")
+        return pdf, f"sql over {', '.join(views)}"
 
     scores = _scores(cfg, read_table(spark, cfg.output, "scores"))
     available = model_versions(scores)

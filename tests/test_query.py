@@ -225,6 +225,18 @@ def test_main_writes_csv_json_parquet_and_plot(spark, out_dir, tmp_path, capsys)
     assert list(pd.read_parquet(tmp_path / "c.pq")["n"]) == [3, 2, 5]
 
 
+def test_sql_out_collects_a_bounded_number_of_rows(spark, out_dir, tmp_path, capsys):
+    """sql --out goes through the driver into one file: up to --max-out-rows rows; beyond, a clear
+    error and no file, not a driver out of memory."""
+    argv = ["--output", str(out_dir), "sql", "SELECT tweet_id, dt FROM scores ORDER BY model_version, tweet_id"]
+    assert query.main(argv + ["--out", str(tmp_path / "all.csv"), "--max-out-rows", "12"], spark=spark) == 0
+    assert len(pd.read_csv(tmp_path / "all.csv")) == 12
+    assert query.main(argv + ["--out", str(tmp_path / "big.csv"), "--max-out-rows", "11"], spark=spark) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: the result has more than 11 rows") and "write it with Spark" in err
+    assert not (tmp_path / "big.csv").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["trend", "--model-version", "v9"], "unknown --model-version 'v9'; present: v1, v2"),
     (["compare", "--other-version", "nope"], "unknown --other-version 'nope'"),
