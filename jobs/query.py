@@ -17,7 +17,9 @@ written with --include-text. Filter values never become SQL text: they are liter
 expressions, so a value such as O'Brien is matched as written.
 
 Output: the result as a table on stdout; --out PATH [--format csv|json|parquet] also writes it
-(json: one object per line); trend --plot FILE.png draws share positive and tweets per period.
+(json: one object per line; sql: at most --max-out-rows rows, collected through the driver);
+sql --out-dir DIR writes a result of any size with Spark's writer instead (parquet by default);
+trend --plot FILE.png draws share positive and tweets per period.
 A user error (missing directory, no scores table, unknown model version, bad SQL) is one line
 ``error: ...`` on stderr and exit status 2.
 """
@@ -62,6 +64,7 @@ class QueryConfig:
     plot: str | None = field(default=None, metadata={"help": "trend: PNG chart"})
     max_rows: int = field(default=200, metadata={"help": "rows shown on stdout"})
     max_out_rows: int = field(default=1_000_000, metadata={"help": "sql --out: rows the driver may collect"})
+    out_dir: str | None = field(default=None, metadata={"help": "sql: the result written by Spark into this directory"})
 
     def __post_init__(self):
         if self.report not in REPORTS:
@@ -85,13 +88,17 @@ class QueryConfig:
             raise ValueError("compare needs --other-version B (and --model-version A, default the latest)")
         if self.report == "sql" and not (self.query or "").strip():
             raise ValueError('sql needs a statement: sql "SELECT ..."')
+        if self.out_dir and self.out:
+            raise ValueError("--out (one file, through the driver) and --out-dir (Spark's writer) exclude each other")
+        if self.out_dir and self.format is None:
+            object.__setattr__(self, "format", "parquet")
         if self.format is None and self.out:
             ext = os.path.splitext(self.out)[1].lstrip(".").lower()
             if ext not in FORMATS:
                 raise ValueError(f"cannot tell the format of --out {self.out}; pass --format {'|'.join(FORMATS)}")
             object.__setattr__(self, "format", ext)
-        if self.format is not None and (self.format not in FORMATS or not self.out):
-            raise ValueError(f"--format must be one of {FORMATS} and comes with --out PATH")
+        if self.format is not None and (self.format not in FORMATS or not (self.out or self.out_dir)):
+            raise ValueError(f"--format must be one of {FORMATS} and comes with --out PATH or --out-dir DIR")
         if self.plot and self.report != "trend":
             raise ValueError("--plot is for the trend report")
 
@@ -132,6 +139,8 @@ def parse_args(argv=None) -> QueryConfig:
     c.add_argument("--other-version", required=True, help="model version B (A: --model-version)")
     s = sub.add_parser("sql", parents=[common], help="any SQL over the views")
     s.add_argument("query", help='e.g. "SELECT dt, count(*) FROM scores GROUP BY dt"')
+    s.add_argument("--out-dir", help="write the whole result with Spark's writer into this new directory "
+                                      "(--format, default parquet), nothing through the driver: any size")
     return QueryConfig(**vars(p.parse_args(argv)))
 
 
@@ -285,6 +294,8 @@ def run(cfg: QueryConfig, spark):
         if not views:
             raise ValueError(f"no output tables under {cfg.output}")
         df = spark.sql(cfg.query)
+        if cfg.out_dir:
+            return export(df, cfg.out_dir, cfg.format), f"sql over {', '.join(views)}, written to {cfg.out_dir}"
         if not cfg.out:
             return df.limit(cfg.max_rows + 1).toPandas(), f"sql over {', '.join(views)}"
         # the result goes through this driver into one file: a bounded number of rows, or a clear
@@ -292,8 +303,7 @@ def run(cfg: QueryConfig, spark):
         pdf = df.limit(cfg.max_out_rows + 1).toPandas()
         if len(pdf) > cfg.max_out_rows:
             raise ValueError(f"the result has more than {cfg.max_out_rows:,} rows, more than --out collects through the "
-                             "driver into one file (--max-out-rows); aggregate it, or write it with Spark, e.g. "
-                             "spark.sql(...).write.parquet(DIR) after sentiment_core.tables.register_tables")
+                             "driver into one file (--max-out-rows): write it with Spark's writer with --out-dir DIR")
         return pdf, f"sql over {', '.join(views)}"
 
     scores = _scores(cfg, read_table(spark, cfg.output, "scores"))
@@ -308,6 +318,27 @@ def run(cfg: QueryConfig, spark):
         return trend(mine, cfg.by, cfg.positive_label).toPandas(), f"trend by {cfg.by}, model {version}"
     return top(mine, cfg.limit, cfg.negative).toPandas(), \
         f"top {cfg.limit} {'negative' if cfg.negative else 'positive'}, model {version}"
+
+
+def export(df, out_dir: str, fmt: str):
+    """The whole result written by Spark into the new directory ``out_dir`` (csv with a header,
+    json lines with nulls kept, parquet), counted as it is written; returns a one-row summary."""
+    import pandas as pd
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    if "://" not in out_dir and os.path.exists(out_dir):
+        if not os.path.isdir(out_dir) or os.listdir(out_dir):
+            raise ValueError(f"--out-dir {out_dir} exists and is not an empty directory; choose a new one")
+        os.rmdir(out_dir)  # an empty one is taken: Spark's writer refuses any path that exists
+    rows = Observation("exported")
+    writer = df.observe(rows, F.count(F.lit(1)).alias("rows")).write.mode("errorifexists").format(fmt)
+    if fmt == "csv":
+        writer = writer.option("header", True)
+    elif fmt == "json":
+        writer = writer.option("ignoreNullFields", False)
+    writer.save(out_dir)
+    return pd.DataFrame({"rows": [rows.get["rows"]], "format": [fmt], "directory": [out_dir]})
 
 
 def _iso(value):

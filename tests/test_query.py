@@ -233,8 +233,17 @@ def test_sql_out_collects_a_bounded_number_of_rows(spark, out_dir, tmp_path, cap
     assert len(pd.read_csv(tmp_path / "all.csv")) == 12
     assert query.main(argv + ["--out", str(tmp_path / "big.csv"), "--max-out-rows", "11"], spark=spark) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: the result has more than 11 rows") and "write it with Spark" in err
+    assert err.startswith("error: the result has more than 11 rows") and "--out-dir" in err
     assert not (tmp_path / "big.csv").exists()
+    # --out-dir: the whole result by Spark's writer, nothing through the driver
+    for fmt in ("parquet", "csv", "json"):
+        target = tmp_path / f"export-{fmt}"
+        assert query.main(argv + ["--out-dir", str(target), "--format", fmt, "--max-out-rows", "1"], spark=spark) == 0
+        assert "12" in capsys.readouterr().out
+        back = spark.read.format(fmt).option("header", True).load(str(target))
+        assert back.count() == 12 and sorted(back.columns) == ["dt", "tweet_id"]
+    assert query.main(argv + ["--out-dir", str(tmp_path / "export-csv")], spark=spark) == 2
+    assert "exists and is not an empty directory" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
