@@ -277,8 +277,8 @@ def test_read_records_reads_the_members_of_a_tar(spark, tmp_path):
     from_tar = _member_rows(spark, [tar_path], f"{tar_path}!/")
     assert from_tar == _member_rows(spark, [day], f"{day}/")
     assert {r[-1] for r in from_tar} == {"2021/01/01/07/29.json.bz2", "2021/01/01/07/30.jsonl"}
-    counts = job.count_records(read_records(spark, [str(tar_path)]), ())
-    assert counts["files_with_records"] == 1 and counts["rejected"] == len(V1_BAD_REJECTS)
+    records = read_records(spark, [str(tar_path)])
+    assert job.count_files(records) == 1 and job.count_records(records, ())["rejected"] == len(V1_BAD_REJECTS)
 
     packed = tmp_path / "day.tar.gz"
     packed.write_bytes(gzip.compress(tar_path.read_bytes()))
