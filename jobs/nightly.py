@@ -341,7 +341,9 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         parse_plan: dict = {}
         records = read_records(spark, todo, "auto", None, cfg.files_per_task,
                                plan=parse_plan).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = {"files_with_records": count_files(records), **count_records(records, cfg.lang)}
+        counts = count_records(records, cfg.lang, files=len(todo))
+        if "files_with_records" not in counts:  # more files than its sets take: a job of its own
+            counts["files_with_records"] = count_files(records)
         log.info("run %s: %d new + %d changed files: %s", run_id, len(new), len(changed), counts)
         artifact = meta["path"]
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)

@@ -279,6 +279,8 @@ def test_read_records_reads_the_members_of_a_tar(spark, tmp_path):
     assert {r[-1] for r in from_tar} == {"2021/01/01/07/29.json.bz2", "2021/01/01/07/30.jsonl"}
     records = read_records(spark, [str(tar_path)])
     assert job.count_files(records) == 1 and job.count_records(records, ())["rejected"] == len(V1_BAD_REJECTS)
+    assert job.count_records(records, (), files=1)["files_with_records"] == 1
+    assert "files_with_records" not in job.count_records(records, (), files=job.FILE_SETS_UP_TO + 1)
 
     packed = tmp_path / "day.tar.gz"
     packed.write_bytes(gzip.compress(tar_path.read_bytes()))
@@ -614,7 +616,10 @@ def test_job_runs_the_model_once_per_text(spark, tiny_artifact, tmp_path):
     assert (by_text == 1).all() and (scores.groupby("text").size() == 2).sum() == len(copies)
 
 
-def test_job_lang_filter_and_no_text(spark, tiny_artifact, mixed_inputs, tmp_path):
+def test_job_lang_filter_and_no_text(spark, tiny_artifact, mixed_inputs, tmp_path, monkeypatch):
+    """... and with more input files than count_records takes sets of (0 here), the files that
+    gave records are counted by a job of their own."""
+    monkeypatch.setattr(job, "FILE_SETS_UP_TO", 0)
     inp, exp = mixed_inputs
     out = tmp_path / "out"
     summary = job.run(job.parse_args(["--input", str(inp), "--model", str(tiny_artifact), "--output", str(out),
@@ -625,7 +630,7 @@ def test_job_lang_filter_and_no_text(spark, tiny_artifact, mixed_inputs, tmp_pat
     assert summary["filtered_lang"] == len(tweets) - len(en) > 0
     assert summary["filtered_duplicate"] == len(en) - len(set(en))
     assert summary["scored"] == len(set(en))
-    assert summary["records_read"] == exp["records_read"]
+    assert summary["records_read"] == exp["records_read"] and summary["files_with_records"] == 5
     scores = read_table(spark, out / "scores")
     assert "text" not in scores.columns
     assert set(scores["tweet_id"]) == set(en) and len(scores) == len(set(en))
