@@ -8,17 +8,19 @@ model version (a manifest in the output records path, size and mtime of every fi
 which run, into which ``dt`` partitions), merges them into the affected partitions, removes
 tweets named by delete notices (also ones that arrive days after the tweet: a tweet id is a
 Snowflake id, so the notice names the partition to fix; ``--max-purges N`` rewrites at most N
-such earlier partitions per run and leaves the rest waiting, recorded, for later runs), and publishes everything with a
-journaled commit (``sentiment_core.commit``): a run killed at any point leaves the previous state
-readable and the next run finishes or discards its work. Running the same night twice is a no-op.
+such earlier partitions per run and leaves the rest waiting, recorded, for later runs), and
+publishes everything with a journaled commit (``sentiment_core.commit``): a run killed at any
+point leaves the previous state readable and the next run finishes or discards its work. Running
+the same night twice is a no-op.
 
 Archive layouts (``--layout auto`` detects): the Internet Archive grab ``YYYY/MM/DD/HH/MM.json.bz2``
 or its day files as downloaded (``twitter-stream-YYYY-MM-DD.tar``, read member by member),
 ``dt=YYYY-MM-DD/`` folders, or flat folders (every file is a candidate; date flags do not apply).
 
-Output (besides the score job's ``scores/model_version=V/dt=D/``): ``deletes/target_month=YYYY-MM/`` (by the month the deleted tweet was posted),
-``rejects/run_id=R/``, ``run_log/`` (one row per run), ``runs/R.json``, ``_manifest/V/<day>.json`` (the
-manifest, one shard per archive day: a night reads and writes only its own days').
+Output (besides the score job's ``scores/model_version=V/dt=D/``): ``deletes/target_month=YYYY-MM/``
+(by the month the deleted tweet was posted), ``rejects/run_id=R/``, ``run_log/`` (one row per run),
+``runs/R.json``, ``_manifest/V/<day>.json`` (the manifest, one shard per archive day: a night reads
+and writes only its own days' shards).
 A new model version (``--model`` of another artifact) scores only files no version has scored
 yet, unless ``--rescore`` asks it to score the selected history too; versions never share a
 partition.

@@ -304,7 +304,8 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     wall = time.perf_counter() - t0
     summary = {
         "run_id": run_id, "job": "score", "model_version": meta["model_version"], "model": meta["path"],
-        "inputs": list(cfg.inputs), "files": len(files), **counts, "files_with_records": files_with_records, "scored": int(check["n"]),
+        "inputs": list(cfg.inputs), "files": len(files), **counts, "files_with_records": files_with_records,
+        "scored": int(check["n"]),
         "model_rows": int(check["model_rows"]), "partitions_written": dts, "output": str(out.resolve()),
         "started_at": started.isoformat(), "wall_seconds": round(wall, 3),
         "scoring_seconds": round(score_seconds, 3),
