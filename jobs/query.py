@@ -115,7 +115,8 @@ def parse_args(argv=None) -> QueryConfig:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--output", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # also after the report
     common.add_argument("--out", help="write the result to this file too")
-    common.add_argument("--format", choices=FORMATS, help="file format of --out (default: its extension)")
+    common.add_argument("--format", choices=FORMATS,
+                        help="file format of --out (default: its extension) or of sql --out-dir (default parquet)")
     common.add_argument("--max-rows", type=int, default=200, help="rows shown on stdout (default 200)")
     common.add_argument("--max-out-rows", type=int, default=1_000_000,
                         help="sql --out: the most rows collected through the driver into the file (default 1,000,000)")
