@@ -27,16 +27,14 @@ def main(argv=None) -> int:
     from pyspark.sql import functions as F
 
     from jobs.score import count_files, count_records
-    from sentiment_core.readers import TAR_MEMBER_SEP
-    from sentiment_core.spark import get_session
+    from sentiment_core.spark import get_session, input_file
 
     spark = get_session("bench-count-phase", {"spark.master": "local[2]"})
 
     def one_job(records):  # the form before: one aggregate, a set of files per group
-        input_file = F.substring_index("source_file", TAR_MEMBER_SEP, 1)
         return (records.groupBy("kind", "reason", F.lit(True).alias("lang_ok"))
                 .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids"),
-                     F.collect_set(input_file).alias("files")).collect())
+                     F.collect_set(input_file()).alias("files")).collect())
 
     def measure(n: int) -> dict:
         records = spark.range(n * args.records_per_file).select(

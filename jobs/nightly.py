@@ -44,7 +44,7 @@ from jobs.score import MARKER, count_files, count_records, prepare_tweets, score
 from sentiment_core.readers import TAR_MEMBER_SEP
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
-from sentiment_core.tables import MANIFEST, PENDING_DELETES  # {dt: run first deferred}, beside the shards
+from sentiment_core.tables import MANIFEST, PENDING_DELETES, pending_deletes  # beside the manifest shards
 
 log = logging.getLogger("jobs.nightly")
 
@@ -158,35 +158,28 @@ def discover(root: str, layout: str, date_from: str | None, date_to: str | None)
     range, directories whose names put them outside it (another day, month or year of the grab,
     another ``dt=`` folder) are not walked, so a night lists its own days, not the archive's
     history (1,440 minute files a day in the grab)."""
-    from sentiment_core.readers import hidden_name
+    from sentiment_core import readers
 
     if not os.path.isdir(root):
         raise FileNotFoundError(f"--archive-root {root} is not a directory")
     root = os.path.abspath(root)  # source_file values stay the same whichever way the root is spelled
-    ranged = layout != "flat" and bool(date_from or date_to)
 
     def outside(rel_dir: str) -> bool:
         days = _dir_days(rel_dir, layout)
         return days is not None and bool((date_to and days[0] > date_to) or (date_from and days[1] < date_from))
 
+    ranged = layout != "flat" and bool(date_from or date_to)
     out = {}
-    for dirpath, dirs, names in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        rel_dir = "" if rel_dir == "." else rel_dir
-        dirs[:] = sorted(d for d in dirs if not hidden_name(d) and not (ranged and outside(os.path.join(rel_dir, d))))
-        for name in sorted(names):
-            if hidden_name(name):
-                continue
-            rel = os.path.join(rel_dir, name)
-            day = file_date(rel, layout)
-            if layout in ("grab", "dt") and day is None:
-                continue  # not part of this layout (e.g. a README beside the archive)
-            if day is not None and ((date_from and day < date_from) or (date_to and day > date_to)):
-                continue
-            path = os.path.join(root, rel)
-            st = os.stat(path)
-            out[rel] = {"path": path, "size": st.st_size, "mtime": int(st.st_mtime_ns // 1_000_000), "date": day}
-    return dict(sorted(out.items()))
+    for path in readers.list_input_files([root], skip_dir=outside if ranged else None):
+        rel = os.path.relpath(path, root)
+        day = file_date(rel, layout)
+        if layout in ("grab", "dt") and day is None:
+            continue  # not part of this layout (e.g. a README beside the archive)
+        if day is not None and ((date_from and day < date_from) or (date_to and day > date_to)):
+            continue
+        st = os.stat(path)
+        out[rel] = {"path": path, "size": st.st_size, "mtime": int(st.st_mtime_ns // 1_000_000), "date": day}
+    return out
 
 
 def load_manifests(out: Path, shards: set[str]) -> dict[str, dict[str, dict]]:
@@ -204,11 +197,6 @@ def load_manifests(out: Path, shards: set[str]) -> dict[str, dict[str, dict]]:
         found[vdir.name] = {s: json.loads((vdir / f"{s}.json").read_text())["files"]
                             for s in sorted(shards) if (vdir / f"{s}.json").exists()}
     return found
-
-
-def load_pending_deletes(out: Path, version: str) -> dict[str, str]:
-    f = out / MANIFEST / version / PENDING_DELETES
-    return json.loads(f.read_text()) if f.exists() else {}
 
 
 def _split_manifest(d: Path, legacy: Path) -> None:
@@ -301,7 +289,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     from pyspark.sql import functions as F
 
     from sentiment_core.artifact import load_metadata
-    from sentiment_core.spark import get_session, read_records, scoring_partitions
+    from sentiment_core.spark import get_session, input_file, read_records, scoring_partitions
 
     t0 = time.perf_counter()
     meta = load_metadata(cfg.model)
@@ -324,7 +312,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
             "files_in_range": len(files), "files_new": len(new), "files_changed": len(changed),
             "recovered_runs": ",".join(recovered), "config": dataclasses.asdict(cfg)}
     own = manifests.get(version, {})  # shard -> {relative path: entry}
-    waiting = load_pending_deletes(out, version)  # partitions whose delete notices are not yet applied
+    waiting = pending_deletes(str(out), version)  # partitions whose delete notices are not yet applied
     if not new and not changed:
         summary = {**base, "noop": True, "message": "nothing new or changed since the last run for this model version",
                    "partitions_waiting_for_deletes": len(waiting),
@@ -391,14 +379,14 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
             old_rows = (spark.read.option("basePath", str(out / vdir_rel))
                         .parquet(*[str(out / vdir_rel / f"dt={d}") for d in keep_old]))
             if changed_paths:  # a changed file's old rows; a day tar's rows name "<tar>!/<member>"
-                old_rows = old_rows.where(~F.substring_index("source_file", TAR_MEMBER_SEP, 1).isin(changed_paths))
+                old_rows = old_rows.where(~input_file().isin(changed_paths))
             merged = old_rows.select(*new_rows.columns).withColumn("_new", F.lit(0)).unionByName(merged)
         w = Window.partitionBy("tweet_id").orderBy("_new", "source_file")
         merged = merged.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "_new")
         # every delete notice ever seen whose tweet falls in an affected partition (plus ids without a time)
         months = sorted({d[:7] for d in affected}) + ["__HIVE_DEFAULT_PARTITION__"]
-        del_paths = [str(out / "deletes" / f"target_month={m}") for m in months
-                     if any((out / "deletes" / f"target_month={m}").glob("*.parquet"))]
+        month_files = {m: list((out / "deletes" / f"target_month={m}").glob("*.parquet")) for m in months}
+        del_paths = [str(out / "deletes" / f"target_month={m}") for m in months if month_files[m]]
         deletes = run_deletes.select("tweet_id")
         if del_paths:
             deletes = deletes.unionByName(spark.read.parquet(*del_paths).select("tweet_id"))
@@ -408,7 +396,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         # file, this run's notices included, so reading it does not grow with the runs
         for m in months:
             month_dir = out / "deletes" / f"target_month={m}"
-            if len(list(month_dir.glob("*.parquet"))) > DELETE_FILES_PER_MONTH:
+            if len(month_files[m]) > DELETE_FILES_PER_MONTH:
                 ours = stage / "deletes" / month_dir.name
                 (spark.read.parquet(*[str(p) for p in (month_dir, ours) if p.exists()]).coalesce(1)
                  .write.parquet(str(stage / "deletes_compacted" / month_dir.name)))

@@ -178,12 +178,11 @@ def count_records(records, langs: tuple[str, ...], files: int = 0) -> dict:
     per group and tweet id, which grows faster than the input (:func:`count_files` beyond)."""
     from pyspark.sql import functions as F
 
-    from sentiment_core.readers import TAR_MEMBER_SEP
+    from sentiment_core.spark import input_file
 
     lang_ok = F.coalesce(F.col("lang").isin(list(langs)), F.lit(False)) if langs else F.lit(True)
     with_files = files <= FILE_SETS_UP_TO
-    # an archive member's records name "<archive>!/<member>": the input file is the archive
-    sets = [F.collect_set(F.substring_index("source_file", TAR_MEMBER_SEP, 1)).alias("files")] if with_files else []
+    sets = [F.collect_set(input_file()).alias("files")] if with_files else []
     groups = (records.groupBy("kind", "reason", lang_ok.alias("lang_ok"))
               .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids"), *sets).collect())
 
@@ -207,11 +206,9 @@ def count_files(records) -> int:
     name "<archive>!/<member>"), as a job of its own: count_records' sets of files grow faster
     than the input (bench.count_phase, 160,000 files: 3.4 s for both jobs against 66 s; 525,600
     files: 14 s against more than 15 minutes)."""
-    from pyspark.sql import functions as F
+    from sentiment_core.spark import input_file
 
-    from sentiment_core.readers import TAR_MEMBER_SEP
-
-    return records.select(F.substring_index("source_file", TAR_MEMBER_SEP, 1)).distinct().count()
+    return records.select(input_file()).distinct().count()
 
 
 def write_side_table(rows, n: int, path: Path) -> None:

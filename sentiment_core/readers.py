@@ -810,7 +810,7 @@ def is_plain_tar(path: str) -> bool:
 
 
 def _visible(name: str) -> bool:
-    return not any(hidden_name(part) for part in name.split("/") if part)
+    return not any(_hidden(part) for part in name.split("/") if part)
 
 
 def tar_members(path: str) -> list[tuple[str, int, int]]:
@@ -1538,12 +1538,11 @@ def _read_tar_stream(path: str, fmt: str, source: str, columns: tuple = ()) -> I
 # listing inputs
 # --------------------------------------------------------------------------------------------
 
-def hidden_name(name: str) -> bool:
-    """A file or directory the listings skip: ``.``/``_`` names (Spark's and Hadoop's own rule)."""
+def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("_")
 
 
-def _list_local(path: str) -> list[str]:
+def _list_local(path: str, skip_dir=None) -> list[str]:
     # absolute: the list is sent to executors, whose working directory is not the driver's
     path = os.path.abspath(path)
     if not os.path.exists(path):
@@ -1552,8 +1551,9 @@ def _list_local(path: str) -> list[str]:
         return [path]
     found = []
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not hidden_name(d))
-        found.extend(os.path.join(root, f) for f in files if not hidden_name(f))
+        dirs[:] = sorted(d for d in dirs if not _hidden(d)
+                         and not (skip_dir and skip_dir(os.path.relpath(os.path.join(root, d), path))))
+        found.extend(os.path.join(root, f) for f in files if not _hidden(f))
     return sorted(found)
 
 
@@ -1581,7 +1581,7 @@ def _list_remote(uri: str, sizes: dict[str, int]) -> list[str]:
         if entry.type != pafs.FileType.File:
             continue
         rel = entry.path[len(base_clean):].lstrip("/")
-        if any(hidden_name(part) for part in rel.split("/")):
+        if any(_hidden(part) for part in rel.split("/")):
             continue
         found.append(prefix + entry.path)
         sizes[prefix + entry.path] = entry.size
@@ -1598,14 +1598,15 @@ class Listed(list):
         self.sizes = sizes if sizes is not None else {}
 
 
-def list_input_files(paths: list[str]) -> Listed:
+def list_input_files(paths: list[str], skip_dir=None) -> Listed:
     """Input paths with directories expanded recursively (sorted, hidden '.'/'_' entries skipped).
 
     Files named explicitly are kept even if their names start with '.' or '_'. Local paths and
     ``file://`` URIs come back as absolute local paths; other URIs stay URIs. Duplicates are dropped (first one kept).
     Raises FileNotFoundError("input path does not exist: ...") for a missing path. A :class:`Listed`
     (this function's own result) is returned as it is: behind an object store, listing its files
-    again would mean a request for each.
+    again would mean a request for each. ``skip_dir``: a directory (its path relative to the local
+    directory given) for which it returns True is not walked (the nightly job's other days).
     """
     if isinstance(paths, Listed):
         return paths
@@ -1616,7 +1617,7 @@ def list_input_files(paths: list[str]) -> Listed:
     for path in paths:
         path = os.fspath(path)
         local = _local_path(path)
-        found = _list_local(local) if local is not None else _list_remote(path, out.sizes)
+        found = _list_local(local, skip_dir) if local is not None else _list_remote(path, out.sizes)
         for item in found:
             if item not in seen:
                 seen.add(item)

@@ -89,6 +89,14 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     return spark
 
 
+def input_file(source_file: str = "source_file"):
+    """The input file of a record's ``source_file``: itself, or for an archive's member
+    (``<archive>!/<member>``, ``readers.member_path``) the archive."""
+    from pyspark.sql import functions as F
+
+    return F.substring_index(source_file, readers.TAR_MEMBER_SEP, 1)
+
+
 def _records_frame(records: list[readers.Record]) -> pd.DataFrame:
     rows = []
     for kind, rec in records:

@@ -81,20 +81,30 @@ def read_table(spark, output_dir: str, name: str):
     return df
 
 
+def pending_deletes(output_dir: str, version: str) -> dict[str, str]:
+    """A model version's partitions whose delete notices wait for a nightly purge: {dt: the run
+    that first deferred it} (none: {})."""
+    import json
+
+    f = os.path.join(output_dir, MANIFEST, version, PENDING_DELETES)
+    if not os.path.exists(f):
+        return {}
+    with open(f) as fh:
+        return json.load(fh)
+
+
 def _waiting_deletes(spark, output_dir: str):
     """The tweet ids of the delete notices that wait for a nightly run to remove their tweets from
     the partitions (``jobs.nightly --max-purges``), or None when nothing waits: the ``scores`` view
     leaves those tweets out already."""
     import glob
-    import json
 
     if "://" in output_dir and not output_dir.startswith("file://"):
         return None  # the nightly job writes local (or mounted) outputs only
     root = output_dir[len("file://"):] if output_dir.startswith("file://") else output_dir
     days = set()
     for f in glob.glob(os.path.join(glob.escape(root), MANIFEST, "*", PENDING_DELETES)):
-        with open(f) as fh:
-            days.update(json.load(fh))
+        days.update(pending_deletes(root, os.path.basename(os.path.dirname(f))))
     months = sorted({d[:7] for d in days})
     paths = [p for m in months if _present(p := _join(root, f"deletes/target_month={m}"))]
     if not paths:
