@@ -11,6 +11,7 @@ import os
 
 log = logging.getLogger(__name__)
 _module = None
+CPU_POOL_ENV = "TF_CPU_ALLOCATOR_USE_BFC"
 
 
 def tf(intra_op_threads: int | None = None):
@@ -29,6 +30,12 @@ def tf(intra_op_threads: int | None = None):
         return _module
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TF's CPU tensors come from glibc malloc by default, and a training step's large ones (the
+    # embedding matrix's gradient and optimizer temporaries, 47 MB for MiniLM) are above glibc's
+    # mmap threshold: every step mapped and unmapped them, and the kernel zeroed each page again
+    # on its first touch (page faults were 43% of a CPU training step's time). TF's own
+    # best-fit-with-coalescing pool keeps freed memory for reuse: bench.training measures both
+    os.environ.setdefault(CPU_POOL_ENV, "true")
     import tensorflow as tf_mod
 
     try:

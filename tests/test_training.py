@@ -257,3 +257,32 @@ def test_runs_started_before_the_weight_average_still_resume():
     base = ["--data", str(DATA), "--output-dir", "x"]
     assert "ema_decay" not in parse_args(base).resume_key()
     assert parse_args(base + ["--ema-decay", "0.99"]).resume_key()["ema_decay"] == 0.99
+
+
+def test_dense_embedding_gradients_give_the_sparse_update(tiny_base):
+    """The train step hands Adam the word embeddings' gradient dense (one fused in-place update)
+    rather than as IndexedSlices: from the same weights and batches, both give the same weights
+    (clipping aside, which the production optimizer adds)."""
+    from sentiment_core.tfenv import keras, tf
+    from training import model as M
+
+    t, k = tf(), keras()
+    model = M.build_classifier(M.load_encoder(str(tiny_base)), dropout=0.0)
+    start = [w.numpy() for w in model.weights]
+    before = [v.numpy() for v in model.trainable_variables]
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 1100, size=(8, 12)).astype(np.int32)  # repeated tokens: duplicate slices
+    mask = np.ones_like(ids)
+    y = rng.integers(0, 2, size=8).astype(np.float32)
+    after = {}
+    for dense in (False, True):
+        model.set_weights(start)
+        step = M.make_train_step(model, k.optimizers.Adam(1e-3), t.distribute.get_strategy(), False,
+                                 dense_embedding_grads=dense)
+        for _ in range(3):
+            step(ids, mask, y)
+        after[dense] = [v.numpy() for v in model.trainable_variables]
+    emb = [i for i, v in enumerate(model.trainable_variables) if "word_embeddings" in v.name]
+    assert emb and not np.allclose(after[True][emb[0]], before[emb[0]])  # found, and it moved
+    for sparse_w, dense_w in zip(after[False], after[True]):
+        np.testing.assert_allclose(dense_w, sparse_w, rtol=1e-5, atol=1e-6)

@@ -157,7 +157,8 @@ class WeightAverage:
             a.assign(raw)
 
 
-def make_train_step(model, optimizer, strategy, mixed: bool, ema: WeightAverage | None = None):
+def make_train_step(model, optimizer, strategy, mixed: bool, ema: WeightAverage | None = None,
+                    dense_embedding_grads: bool = True):
     """A compiled step: (input_ids, attention_mask, labels) -> (summed mean loss, correct count).
 
     Binary cross-entropy averaged over the global batch; with mixed precision the loss is scaled
@@ -172,6 +173,12 @@ def make_train_step(model, optimizer, strategy, mixed: bool, ema: WeightAverage 
             loss = t.nn.compute_average_loss(bce(y[:, None], p))
             scaled = optimizer.get_scaled_loss(loss) if mixed else loss
         grads = tape.gradient(scaled, model.trainable_variables)
+        if dense_embedding_grads:
+            # the word embeddings' gradient comes as IndexedSlices; applied as such, Adam's sparse
+            # path decays the whole moment matrices into new tensors and then scatters into them.
+            # Dense, it is one in-place fused update (same result; the clipping norm then counts
+            # a token seen twice in the batch once, with its summed gradient)
+            grads = [t.convert_to_tensor(g) if isinstance(g, t.IndexedSlices) else g for g in grads]
         if mixed:
             grads = optimizer.get_unscaled_gradients(grads)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
