@@ -38,7 +38,7 @@ VARIANTS = {  # name: (pooled allocator, dense embedding gradient, fixed padding
 
 
 def one(args) -> dict:
-    """Time one variant in this process (TF_CPU_ALLOCATOR_USE_BFC set by the parent)."""
+    """Time one variant in this process (the allocator chosen by the parent's environment)."""
     import resource
 
     from sentiment_core.tfenv import tf
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(ROOT / "data" / "sample" / "sentiment140_sample.csv"))
     p.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)  # one, in this process
     args = p.parse_args(argv)
+    from sentiment_core.tfenv import CPU_POOL_ENV  # the variable's name only: TensorFlow is not imported
+
     if args.variant:
         print(json.dumps(one(args)), flush=True)
         return 0
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
     runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     for _ in range(args.repeats):
         for name, (pooled, _, _) in VARIANTS.items():
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CPU_ALLOCATOR_USE_BFC": "true" if pooled else "false"}
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", CPU_POOL_ENV: "true" if pooled else "false"}
             cmd = [sys.executable, "-m", "bench.training", "--variant", name, "--rows", str(args.rows),
                    "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--data", args.data]
             r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)

@@ -163,7 +163,8 @@ def make_train_step(model, optimizer, strategy, mixed: bool, ema: WeightAverage 
 
     Binary cross-entropy averaged over the global batch; with mixed precision the loss is scaled
     and the gradients unscaled by the LossScaleOptimizer. ``ema``, when given, is updated after
-    each optimizer step."""
+    each optimizer step. ``dense_embedding_grads`` hands the optimizer the embeddings' gradients
+    dense (False: as IndexedSlices, the way it ran before 2026-11-30; bench.training compares)."""
     t = tf()
     bce = keras().losses.BinaryCrossentropy(reduction=keras().losses.Reduction.NONE)
 
