@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from pyspark.sql import functions as F
 
-    from jobs.score import count_files, count_records
+    from jobs.score import count_records, files_with_records
     from sentiment_core.spark import get_session, input_file
 
     spark = get_session("bench-count-phase", {"spark.master": "local[2]"})
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         for _ in range(args.runs):
             t = time.perf_counter()
             counted = count_records(records, (), files=n)  # as the jobs run it: the sets up to FILE_SETS_UP_TO files
-            files = counted["files_with_records"] if "files_with_records" in counted else count_files(records)
+            files = files_with_records(records, counted)
             times["now"].append(time.perf_counter() - t)
             assert files == n and counted["records_read"] == n * args.records_per_file
             t = time.perf_counter()

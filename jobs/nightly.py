@@ -40,7 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobs.score import MARKER, count_files, count_records, prepare_tweets, score_tweets, write_side_table
+from jobs.score import MARKER, count_records, files_with_records, prepare_tweets, score_tweets, write_side_table
 from sentiment_core.readers import TAR_MEMBER_SEP
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
@@ -332,8 +332,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         records = read_records(spark, todo, "auto", None, cfg.files_per_task,
                                plan=parse_plan).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_records(records, cfg.lang, files=len(todo))
-        if "files_with_records" not in counts:  # more files than its sets take: a job of its own
-            counts["files_with_records"] = count_files(records)
+        counts["files_with_records"] = files_with_records(records, counts)
         log.info("run %s: %d new + %d changed files: %s", run_id, len(new), len(changed), counts)
         artifact = meta["path"]
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)

@@ -211,6 +211,12 @@ def count_files(records) -> int:
     return records.select(input_file()).distinct().count()
 
 
+def files_with_records(records, counts: dict) -> int:
+    """The input files that gave records: count_records' figure where it took the files' sets,
+    else :func:`count_files`' job."""
+    return counts["files_with_records"] if "files_with_records" in counts else count_files(records)
+
+
 def write_side_table(rows, n: int, path: Path) -> None:
     """A rejects/deletes partition: ``rows`` (``n`` of them, counted already) as one Parquet file;
     with none, an empty Parquet file of their schema, written without a Spark job, so the table
@@ -264,10 +270,10 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         # thread takes this one's Spark local properties (a caller's job group, scheduler pool, job tags)
         def write_side_tables() -> int:
             # for the summary only, where count_records left it: off the scoring job's path
-            files_with_records = counts["files_with_records"] if "files_with_records" in counts else count_files(records)
+            found = files_with_records(records, counts)
             for table, (n, kind, cols) in side.items():
                 write_side_table(records.where(F.col("kind") == kind).select(*cols), n, staging / table)
-            return files_with_records
+            return found
 
         side_done = side_writer.submit(inheritable_thread_target(spark)(write_side_tables))
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
@@ -286,7 +292,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
          .partitionBy("model_version", "dt").parquet(str(out / "scores")))
         score_seconds = time.perf_counter() - t_score
-        files_with_records = side_done.result()
+        files_found = side_done.result()
         for table in side:
             (out / table).mkdir(exist_ok=True)
             os.replace(staging / table, out / table / f"run_id={run_id}")
@@ -301,7 +307,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     wall = time.perf_counter() - t0
     summary = {
         "run_id": run_id, "job": "score", "model_version": meta["model_version"], "model": meta["path"],
-        "inputs": list(cfg.inputs), "files": len(files), **counts, "files_with_records": files_with_records,
+        "inputs": list(cfg.inputs), "files": len(files), **counts, "files_with_records": files_found,
         "scored": int(check["n"]),
         "model_rows": int(check["model_rows"]), "partitions_written": dts, "output": str(out.resolve()),
         "started_at": started.isoformat(), "wall_seconds": round(wall, 3),
