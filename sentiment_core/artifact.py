@@ -75,6 +75,8 @@ def load_metadata(path: str | os.PathLike) -> dict:
     if not root.is_dir():
         raise ArtifactError(f"model artifact not found: {root} (pass the directory that training.train printed)")
     meta_file = root / METADATA
+    if not meta_file.is_file() and (root / "artifact" / METADATA).is_file():
+        raise ArtifactError(f"{root} is a training run, not its artifact: pass {root / 'artifact'}")
     if not meta_file.is_file():
         raise ArtifactError(f"{root} is not a model artifact: {METADATA} is missing "
                             "(an interrupted export leaves no artifact; re-run training.train)")

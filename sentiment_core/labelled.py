@@ -6,7 +6,10 @@ Formats:
 - ``semeval``: SemEval Twitter task A gold files, ``id<TAB>label<TAB>text``, labels
   positive/negative/neutral; tolerates a trailing tab and a tweet whose text spans two lines.
 - ``table``: CSV, TSV or Parquet with a text column and a label column (named by the caller),
-  optionally an id column. Labels 0/1, 0/4, negative/positive (neutral dropped), false/true.
+  optionally an id column. Labels 0/1, 0/4, negative/positive (neutral dropped), false/true, as
+  strings, integers or whole floats (``1.0``: pandas writes those for a column with gaps); other
+  schemes (0/1/2, -1/0/1) need ``--label-map``, which then says what every value means. CSV
+  bytes that are not UTF-8 (an Excel cp1252 export) are replaced, as in Sentiment140 files.
 
 Each reader yields :class:`Chunk` objects (ids, texts, labels) and fills a :class:`ReadStats`
 with every row it did not yield and why, so that nothing vanishes silently. Sentiment140 and
@@ -18,6 +21,7 @@ several is named ``ARCHIVE!/MEMBER`` (``trainingandtestdata.zip!/testdata.manual
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections import Counter
@@ -27,6 +31,8 @@ from typing import Iterator, NamedTuple
 
 from . import readers
 from . import sentiment140 as s140
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 FORMATS = ("auto", "sentiment140", "semeval", "table")
@@ -66,6 +72,8 @@ class ReadStats:
 
 def data_file(path: str) -> str:
     """The file on disk that holds ``path``: itself, or the archive of ``ARCHIVE!/MEMBER``."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory: pass each labelled file with a --data of its own")
     archive = path.partition(readers.TAR_MEMBER_SEP)[0] if not os.path.isfile(path) else path
     if not os.path.isfile(archive):
         raise FileNotFoundError(f"data file not found: {path}")
@@ -119,11 +127,33 @@ def detect_format(path: str) -> str:
     return _detect_format(_resolve(path))
 
 
-def _detect_format(data: _Data) -> str:
+_BOM = b"\xef\xbb\xbf"
+
+
+def _is_parquet(data: _Data) -> bool:
+    """By its name, or by its magic where the name says nothing (a download saved without one)."""
     if Path(data.name).suffix.lower() in (".parquet", ".pq"):
+        return True
+    if data.member is not None:
+        return False
+    with open(data.file, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
+def _lines(f) -> Iterator[bytes]:
+    """The lines of a text file's bytes, without the UTF-8 byte order mark an editor may put first."""
+    first = True
+    for raw in f:
+        if first:
+            raw, first = raw.removeprefix(_BOM), False
+        yield raw
+
+
+def _detect_format(data: _Data) -> str:
+    if _is_parquet(data):
         return "table"
     with data.open() as f:
-        head = f.readline(65536)
+        head = f.readline(65536).removeprefix(_BOM)
     text, _ = s140.decode(head)
     if s140.split_line(text) is not None:
         return "sentiment140"
@@ -142,8 +172,18 @@ def parse_label_map(spec: str | None) -> tuple[tuple[str, str], ...]:
         if not sep or word.strip().lower() not in ("negative", "neutral", "positive"):
             raise ValueError(f"--label-map {spec!r}: expected VALUE=negative|neutral|positive, comma-separated "
                              "(e.g. 0=negative,1=neutral,2=positive)")
-        pairs.append((raw.strip().lower(), word.strip().lower()))
+        pairs.append((label_key(raw), word.strip().lower()))
     return tuple(pairs)
+
+
+_WHOLE_FLOAT = re.compile(r"[+-]?\d+\.0*")
+
+
+def label_key(value) -> str:
+    """A label value as the label tables know it: stripped, lower-cased, a whole float as its
+    integer (``1.0`` -> ``1``: pandas writes an integer column with gaps as floats)."""
+    key = str(value).strip().lower()
+    return str(int(float(key))) if _WHOLE_FLOAT.fullmatch(key) else key
 
 
 # numeric labels whose meaning depends on the dataset: 0/1/2 is negative/neutral/positive in tweet_eval
@@ -156,11 +196,15 @@ def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, 
                   label_map: tuple[tuple[str, str], ...] = (), chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
     """Stream a labelled file as chunks of (id, text, label). Raises ValueError for a file that
     is not in the named format at all (no row could be read); bad rows are counted in stats.
-    ``label_map`` (table format): raw label values -> negative / neutral / positive, before the
-    fixed values of LABEL_VALUES; a table whose labels include both 1 and 2 needs one."""
+    ``label_map`` (table format): raw label values -> negative / neutral / positive, all of them:
+    a value the map lacks is dropped as ``unmapped_label``. Without one, the fixed values of
+    LABEL_VALUES; a table whose labels include both 1 and 2, or -1, needs one. Sentiment140 and
+    SemEval files have fixed labels: a map given for the tables beside them leaves them alone."""
     data = _resolve(path)
     stats = stats if stats is not None else ReadStats()
     fmt = _detect_format(data) if fmt == "auto" else fmt
+    if label_map and fmt != "table":
+        log.warning("%s is a %s file, whose labels are fixed: --label-map applies to table files only", path, fmt)
     if fmt == "sentiment140":
         gen = _read_sentiment140(data, stats, chunk_rows)
     elif fmt == "semeval":
@@ -169,9 +213,19 @@ def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, 
         gen = _read_table(path, data, stats, text_col, label_col, id_col, chunk_rows, dict(label_map))
     else:
         raise ValueError(f"unknown data format {fmt!r}; use one of {FORMATS}")
-    for chunk in gen:
-        stats.kept += len(chunk.ids)
-        yield chunk
+    try:
+        for chunk in gen:
+            stats.kept += len(chunk.ids)
+            yield chunk
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (EOFError, OSError) as exc:  # gzip/bzip2/xz/zstd cut short, or damaged bytes
+        raise ValueError(f"{path}: the file ends early or is damaged after {stats.rows} rows ({exc}); "
+                         "download or compress it again") from exc
+    except ValueError as exc:  # pyarrow's CSV and Parquet errors name neither the file nor what to do
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: {exc}; check --format and the file") from exc
     if stats.rows and not stats.kept and sum(stats.dropped.values()) == stats.rows:
         worst = stats.dropped.most_common(1)[0][0]
         if worst in ("bad_field_count", "bad_label", "missing_column"):
@@ -201,11 +255,11 @@ class _Batcher:
 
 
 def _accept(stats: ReadStats, batcher: _Batcher, id_: str, text: str, label_value: str, raw: str):
-    label_key = label_value.strip().lower()
-    if label_key not in LABEL_VALUES:
+    key = label_key(label_value)
+    if key not in LABEL_VALUES:
         stats.drop("bad_label", raw)
         return None
-    label = LABEL_VALUES[label_key]
+    label = LABEL_VALUES[key]
     if label is None:
         stats.drop("neutral", raw)
         return None
@@ -218,7 +272,7 @@ def _accept(stats: ReadStats, batcher: _Batcher, id_: str, text: str, label_valu
 def _read_sentiment140(data: _Data, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
     b = _Batcher(os.path.basename(data.name), chunk_rows)
     with data.open() as f:
-        for raw in f:
+        for raw in _lines(f):
             if not raw.strip():
                 continue
             stats.rows += 1
@@ -246,10 +300,10 @@ def _read_semeval(data: _Data, stats: ReadStats, chunk_rows: int) -> Iterator[Ch
 
     def finish(rec):
         label = "neutral" if rec[1].lower().startswith("objective") else rec[1]
-        return _accept(stats, b, rec[0], rec[2].rstrip("\t ").replace("\\u002c", ","), label, "\t".join(rec))
+        return _accept(stats, b, rec[0], semeval_text(rec[2]), label, "\t".join(rec))
 
     with data.open() as f:
-        for raw in f:
+        for raw in _lines(f):
             line, bad_bytes = s140.decode(raw)
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -277,61 +331,95 @@ def _read_semeval(data: _Data, stats: ReadStats, chunk_rows: int) -> Iterator[Ch
         yield last
 
 
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?")
+
+
+def _unescape(m: re.Match) -> str:
+    first = int(m.group(1), 16)
+    second = int(m.group(2), 16) if m.group(2) else None
+    if 0xD800 <= first < 0xDC00 and second is not None:  # a surrogate pair: one character
+        return chr(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
+    lone = "\ufffd" if 0xD800 <= first < 0xE000 else chr(first)  # a lone half cannot be written as UTF-8
+    return lone + ("\ufffd" if second is not None else "")
+
+
+def semeval_text(field: str) -> str:
+    """A SemEval gold file's text as the tweet reads. The files carry traces of how they were made:
+    some texts are CSV-quoted (wrapped in quotes, quotes inside doubled: 7,614 of the 2016 test
+    file's 20,632) and some keep JSON escapes (``\\u2019``, ``\\u002c`` for a comma, ``\\"``). A text
+    wrapped in quotes with a lone quote inside is a tweet that quotes, and is left as it is."""
+    text = field.rstrip("\t ")
+    if len(text) >= 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1].replace('""', ""):
+        text = text[1:-1].replace('""', '"')
+    if "\\" in text:
+        text = _JSON_ESCAPE.sub(_unescape, text).replace('\\"', '"')
+    return text
+
+
+def _csv_header(data: _Data, delim: str) -> list[str]:
+    """A CSV/TSV table's column names, from its first line (read apart so that a missing column
+    is named before any row is parsed, and only the named columns are converted)."""
+    import csv
+
+    with data.open() as f:
+        first = f.readline(1 << 20).removeprefix(_BOM)
+    return next(csv.reader([s140.decode(first)[0].rstrip("\r\n")], delimiter=delim), [])
+
+
 def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_col: str, id_col: str | None,
                 chunk_rows: int, label_map: dict[str, str] | None = None) -> Iterator[Chunk]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    suffixes = [x.lower() for x in Path(data.name).suffixes]
-    if suffixes[-1:] and suffixes[-1] in (".parquet", ".pq"):
+    wanted = [c for c in (text_col, label_col, id_col) if c]
+    if _is_parquet(data):
         if data.member is not None:
             raise ValueError(f"{path}: a Parquet file is read where it lies, not inside an archive; extract it")
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(data.file)
         names = pf.schema_arrow.names
-        batches = pf.iter_batches(batch_size=chunk_rows)
+        batches = lambda: pf.iter_batches(batch_size=chunk_rows, columns=wanted)  # noqa: E731
     else:
+        suffixes = [x.lower() for x in Path(data.name).suffixes]
         delim = "\t" if {".tsv", ".tab"} & set(suffixes[-2:]) else ","
-        reader = pacsv.open_csv(
-            data.open() if data.member is not None else path,
+        names = _csv_header(data, delim)
+        # the named columns only, as bytes: decoded here with invalid bytes replaced and counted,
+        # where pyarrow refuses the whole file at the first byte that is not UTF-8
+        batches = lambda: pacsv.open_csv(  # noqa: E731
+            data.open() if data.member is not None else data.file,
             read_options=pacsv.ReadOptions(block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True,
                                              invalid_row_handler=lambda row: _bad_row(stats, row)),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in (text_col, label_col, id_col) if c}),
-        )
-        names = reader.schema.names
-        batches = reader
-    missing = [c for c in (text_col, label_col, id_col) if c and c not in names]
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.binary() for c in wanted}, include_columns=wanted))
+    missing = [c for c in wanted if c not in names]
     if missing:
         raise ValueError(f"{path}: column(s) {missing} not found (columns: {names}); "
                          "name them with --text-col/--label-col/--id-col")
     b = _Batcher(os.path.basename(data.name), chunk_rows)
     seen: set[str] = set()
-    for batch in batches:
-        cols = batch.to_pydict()
-        texts = cols[text_col]
-        labels = cols[label_col]
-        if label_map:
-            labels = [label_map.get(str(v).strip().lower(), v) if v is not None else None for v in labels]
-        else:
-            seen.update(str(v).strip() for v in set(labels) if v is not None)
-            if _AMBIGUOUS_LABELS <= seen:
-                raise ValueError(
-                    f"{path}: labels {sorted(seen)[:6]} in column {label_col!r} are ambiguous: 0/1/2 means negative/"
-                    "neutral/positive in tweet_eval and most 3-class sets, while this reader takes 1 as positive "
-                    "(binary 0/1) and 2 as neutral (Sentiment140's 0/2/4). Say what they mean with --label-map, "
-                    "e.g. --label-map 0=negative,1=neutral,2=positive")
+    for batch in batches():
+        cols = {c: _decoded(batch.column(c).to_pylist(), stats) for c in wanted}
+        texts, labels = cols[text_col], cols[label_col]
+        if not label_map:
+            seen.update(label_key(v) for v in set(labels) if v is not None)
+            _check_label_scheme(path, label_col, seen)
         ids = cols[id_col] if id_col else [None] * len(texts)
         for id_, text, label in zip(ids, texts, labels):
             stats.rows += 1
             if text is None:
                 stats.drop("empty_text", "")
                 continue
+            raw = f"label {label!r}: {text}"
             if label is None:
-                stats.drop("bad_label", text)
+                stats.drop("bad_label", raw)
                 continue
+            if label_map:  # the map says what every value means: one it lacks is dropped and counted
+                label = label_map.get(label_key(label))
+                if label is None:
+                    stats.drop("unmapped_label", raw)
+                    continue
             id_ = str(id_) if id_ is not None else "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
-            out = _accept(stats, b, id_, str(text), str(label), str(text))
+            out = _accept(stats, b, id_, str(text), str(label), raw)
             if out is not None:
                 yield out
     last = b.flush()
@@ -339,7 +427,41 @@ def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_c
         yield last
 
 
+def _decoded(values: list, stats: ReadStats) -> list:
+    """A CSV column read as bytes, decoded as UTF-8 with invalid bytes replaced (counted); other
+    values (a Parquet file's strings, numbers, booleans) as they are."""
+    out = []
+    for v in values:
+        if isinstance(v, bytes):
+            v, bad = s140.decode(v)
+            stats.invalid_utf8 += bad
+        out.append(v)
+    return out
+
+
+def _check_label_scheme(path: str, label_col: str, seen: set[str]) -> None:
+    """Refuse a table whose label values this reader's fixed table would read wrongly."""
+    if "-1" in seen:
+        three = "0" in seen
+        raise ValueError(
+            f"{path}: labels {sorted(seen)[:6]} in column {label_col!r} use -1 for negative"
+            + (", so 0 is neutral, not negative as in binary 0/1 labels" if three else "")
+            + ". Say what they mean with --label-map, e.g. --label-map "
+            + ("-1=negative,0=neutral,1=positive" if three else "-1=negative,1=positive"))
+    if _AMBIGUOUS_LABELS <= seen:
+        raise ValueError(
+            f"{path}: labels {sorted(seen)[:6]} in column {label_col!r} are ambiguous: 0/1/2 means negative/"
+            "neutral/positive in tweet_eval and most 3-class sets, while this reader takes 1 as positive "
+            "(binary 0/1) and 2 as neutral (Sentiment140's 0/2/4). Say what they mean with --label-map, "
+            "e.g. --label-map 0=negative,1=neutral,2=positive")
+
+
 def _bad_row(stats: ReadStats, row) -> str:
-    stats.rows += 1
-    stats.drop("bad_field_count", row.text or "")
+    """A CSV row with the wrong number of fields, skipped and counted once per line it spans: a
+    quote that is never closed runs on through the lines after it, and those records are counted
+    with it, not lost."""
+    lines = 1 + (row.text or "").count("\n")
+    stats.rows += lines
+    stats.dropped["bad_field_count"] += lines
+    stats.examples.setdefault("bad_field_count", (row.text or "")[:200])
     return "skip"

@@ -199,3 +199,98 @@ def test_labels_0_1_2_are_refused_as_ambiguous_unless_mapped(tmp_path):
     binary = tmp_path / "binary.csv"
     binary.write_text("text,label\nawful day,0\nlovely day,1\n")
     assert [c.labels for c in read_labelled(str(binary), "table")] == [[0, 1]]
+
+
+def test_label_schemes_the_fixed_values_would_misread(tmp_path):
+    """-1/0/1 (0 is neutral there) is refused with the map to give; a map says what every value
+    means (a value it lacks is dropped and counted, not read by the fixed values); whole floats
+    (what pandas writes for an integer column with gaps) are their integers."""
+    from sentiment_core.labelled import parse_label_map
+
+    three = tmp_path / "m101.csv"
+    three.write_text("text,label\ngreat flight,1\nok flight,0\nawful flight,-1\n")
+    with pytest.raises(ValueError, match="--label-map -1=negative,0=neutral,1=positive"):
+        list(read_labelled(str(three), "table"))
+    stats = ReadStats()
+    got = [(t, y) for c in read_labelled(str(three), "table", stats, label_map=parse_label_map("-1=negative,0=neutral,1=positive"))
+           for t, y in zip(c.texts, c.labels)]
+    assert got == [("great flight", 1), ("awful flight", 0)] and dict(stats.dropped) == {"neutral": 1}
+    stats = ReadStats()
+    got = [y for c in read_labelled(str(three), "table", stats, label_map=parse_label_map("-1=negative,1=positive"))
+           for y in c.labels]
+    assert got == [1, 0] and dict(stats.dropped) == {"unmapped_label": 1}
+    floats = tmp_path / "floats.csv"
+    floats.write_text("text,label\ngood,1.0\nbad,0.0\nmeh,\nodd,0.5\n")
+    stats = ReadStats()
+    got = [y for c in read_labelled(str(floats), "table", stats) for y in c.labels]
+    assert got == [1, 0] and dict(stats.dropped) == {"bad_label": 2}
+    assert stats.examples["bad_label"].startswith("label ")  # the example names the value, not only the text
+
+
+def test_table_bytes_that_are_not_utf8_and_parquet_without_its_name(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cp1252 = tmp_path / "excel.csv"  # an Excel export: cp1252, a column the reader does not need
+    cp1252.write_bytes("id,text,label,place\n1,caf\u00e9 \u2019s good,positive,Z\u00fcrich\n2,bad,negative,x\n".encode("cp1252"))
+    stats = ReadStats()
+    chunks = list(read_labelled(str(cp1252), "auto", stats, id_col="id"))
+    assert [c.ids for c in chunks] == [["1", "2"]] and chunks[0].texts == ["caf\ufffd \ufffds good", "bad"]
+    assert stats.invalid_utf8 == 1 and not stats.dropped
+    noname = tmp_path / "download"  # a Parquet file saved without its extension
+    pq.write_table(pa.table({"text": ["yay", "boo"], "label": [1, 0]}), noname)
+    assert detect_format(str(noname)) == "table"
+    assert [c.labels for c in read_labelled(str(noname))] == [[1, 0]]
+
+
+def test_byte_order_mark_cut_files_and_unclosed_quotes(tmp_path):
+    import gzip
+
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + S140_BYTES)
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(S140_BYTES)
+    assert detect_format(str(bom)) == "sentiment140"
+    a, b = ReadStats(), ReadStats()
+    assert [c.ids for c in read_labelled(str(bom), "auto", a)] == [c.ids for c in read_labelled(str(plain), "auto", b)]
+    assert a.as_dict() == b.as_dict()
+    sem = tmp_path / "semeval.txt"
+    sem.write_bytes(b"\xef\xbb\xbf11\tpositive\tgreat day\n22\tnegative\tbad day\n")
+    assert [c.ids for c in read_labelled(str(sem))] == [["11", "22"]]
+    cut = tmp_path / "cut.csv.gz"
+    packed = gzip.compress(S140_BYTES * 50)
+    cut.write_bytes(packed[:len(packed) // 2])
+    with pytest.raises(ValueError, match="cut.csv.gz: the file ends early or is damaged"):
+        list(read_labelled(str(cut)))
+    quotes = tmp_path / "quotes.csv"  # a quote never closed runs on to the end: its lines are counted, not lost
+    quotes.write_text('text,label\ngood morning,positive\n"unclosed starts here,negative\nhate mondays,negative\n'
+                      'sunny again,positive\n')
+    stats = ReadStats()
+    assert [c.texts for c in read_labelled(str(quotes), "table", stats)] == [["good morning"]]
+    assert stats.rows == 4 and dict(stats.dropped) == {"bad_field_count": 3}
+
+
+def test_semeval_text_as_the_tweet_reads():
+    """The gold files keep some texts CSV-quoted and JSON-escaped (made-up texts in their shapes)."""
+    from sentiment_core.labelled import semeval_text
+
+    assert semeval_text('"Excited to read ""The Book"" on Tuesday."\t') == 'Excited to read "The Book" on Tuesday.'
+    assert semeval_text('"It read: \\""Standing up since Sunday\\"""') == 'It read: "Standing up since Sunday"'
+    assert semeval_text("Plus\\u002c tomorrow y\\u2019all \\ud83d\\ude00") == "Plus, tomorrow y\u2019all \U0001F600"
+    assert semeval_text('"quoted" she said "twice"') == '"quoted" she said "twice"'  # a lone quote inside: a tweet
+    assert semeval_text("lone \\ud83d half") == "lone \ufffd half"
+
+
+def test_prepare_drops_holdout_by_text_where_tables_have_no_ids(tmp_path):
+    """A table without an id column keys rows by their text: a holdout file read with other flags,
+    or keyed by tweet id, still finds its tweets by text."""
+    from training.data import Source, prepare
+
+    rows = [(f"10{i}", f"tweet number {i}", "positive" if i % 2 else "negative") for i in range(40)]
+    data = tmp_path / "data.csv"
+    data.write_text("tweet_id,sentiment,tweet\n" + "".join(f"{i},{y},{t}\n" for i, t, y in rows))
+    held = tmp_path / "held.tsv"  # SemEval layout, other ids
+    held.write_text("".join(f"9{i}\t{y}\t{t}\n" for i, t, y in rows[:10]))
+    src = Source(str(data), "table", text_col="tweet", label_col="sentiment", id_col="tweet_id")
+    summary = prepare([src], tmp_path / "out", seed=42, holdout=[Source(str(held))])
+    assert summary["dropped"]["in_holdout"] == 10 and summary["kept"] == 30

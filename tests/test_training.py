@@ -286,3 +286,33 @@ def test_dense_embedding_gradients_give_the_sparse_update(tiny_base):
     assert emb and not np.allclose(after[True][emb[0]], before[emb[0]])  # found, and it moved
     for sparse_w, dense_w in zip(after[False], after[True]):
         np.testing.assert_allclose(dense_w, sparse_w, rtol=1e-5, atol=1e-6)
+
+
+def test_a_start_that_failed_before_its_first_checkpoint_gives_way_to_the_corrected_command(tmp_path):
+    """A wrong column or base model fails after run_config.json is written: the corrected command
+    starts over there. Once a checkpoint exists, other settings are refused (resume protection)."""
+    from training.train import Run, parse_args
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("tweet,sentiment\ngood,positive\nbad,negative\n")
+    out = tmp_path / "run"
+    first = Run(parse_args(["--data", str(csv), "--output-dir", str(out)]))
+    assert first.start() is False
+    (out / "data.tmp").mkdir()
+    fixed = Run(parse_args(["--data", str(csv), "--output-dir", str(out), "--text-col", "tweet", "--label-col", "sentiment"]))
+    assert fixed.start() is False and not (out / "data.tmp").exists()
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "checkpoint").write_text("model_checkpoint_path: \"ckpt-5\"\n")
+    with pytest.raises(ValueError, match="different settings"):
+        first.start()
+    with pytest.raises(ValueError, match="is a file"):
+        Run(parse_args(["--data", str(csv), "--output-dir", str(csv)])).start()
+
+
+def test_predict_reads_bytes_that_are_not_utf8(tiny_artifact):
+    res = subprocess.run([sys.executable, "-m", "training.predict", "--model", str(tiny_artifact)], cwd=ROOT,
+                         input=b"caf\xe9 is nice\r\ngreat\n", capture_output=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.decode().strip().splitlines()
+    assert [line.split("\t")[2] for line in lines] == ["caf\ufffd is nice", "great"]

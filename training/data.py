@@ -51,8 +51,8 @@ def prepare(sources: Sequence[Source], out_dir: Path, seed: int, max_rows: int |
     """Write ``out_dir/{train-*.parquet, validation.parquet, test.parquet}`` and return a summary
     with counts (read, dropped by reason, kept per split) and a fingerprint per split.
 
-    Rows whose id is in a ``holdout`` file (an evaluation set) are dropped and counted, so that a
-    test set drawn from the same pool as the training files never leaks into training."""
+    Rows whose id or text is in a ``holdout`` file (an evaluation set) are dropped and counted, so
+    that a test set drawn from the same pool as the training files never leaks into training."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -101,11 +101,17 @@ def prepare(sources: Sequence[Source], out_dir: Path, seed: int, max_rows: int |
     dup_rows = int(pc.sum(consistent["row_count"]).as_py() or 0) - consistent.num_rows
     dropped["conflicting_label_duplicate_id"] = conflict_rows
     dropped["duplicate_id"] = dup_rows
-    if holdout:
-        held = pa.array(sorted({i for h in holdout for c in read_labelled(h.path, h.fmt, ReadStats(),
-                                                                          text_col=h.text_col, label_col=h.label_col,
-                                                                          id_col=h.id_col) for i in c.ids}), pa.string())
-        in_holdout = pc.is_in(keys["id"], value_set=held).to_numpy(zero_copy_only=False)
+    if holdout:  # the same tweet by id, or the same text (a table without ids keys rows by their text)
+        held_ids, held_texts = set(), set()
+        for h in holdout:
+            for c in read_labelled(h.path, h.fmt, ReadStats(), text_col=h.text_col, label_col=h.label_col,
+                                   id_col=h.id_col, label_map=h.label_map):
+                held_ids.update(c.ids)
+                held_texts.update(c.texts)
+        texts = pq.read_table(all_path, columns=["text"])["text"]
+        in_holdout = (pc.is_in(keys["id"], value_set=pa.array(sorted(held_ids), pa.string())).to_numpy(zero_copy_only=False)
+                      | pc.is_in(texts, value_set=pa.array(sorted(held_texts), pa.string())).to_numpy(zero_copy_only=False))
+        del texts
         dropped["in_holdout"] = int((keep & in_holdout).sum())
         keep &= ~in_holdout
     if max_rows is not None and keep.sum() > max_rows:

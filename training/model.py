@@ -40,12 +40,17 @@ def check_bert_checkpoint(path: str) -> dict:
         if not cfg_file.is_file():
             raise ValueError(f"--base-model {path}: no config.json; pass a BERT checkpoint directory "
                              "(config.json, model.safetensors or tf_model.h5, vocab.txt/tokenizer.json)")
-        cfg = json.loads(cfg_file.read_text())
+        try:
+            cfg = json.loads(cfg_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"--base-model {path}: {cfg_file} is not valid JSON ({e})") from None
         weights = [f for f in ("model.safetensors", "tf_model.h5") if (Path(path) / f).is_file()]
         if not weights:
             raise ValueError(f"--base-model {path}: no model.safetensors or tf_model.h5 weights found")
         if not any((Path(path) / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
             raise ValueError(f"--base-model {path}: no tokenizer.json or vocab.txt found")
+        if weights[0] == "model.safetensors":
+            _check_safetensors(Path(path) / weights[0])
     elif os.path.sep in path or path.startswith("."):
         raise ValueError(f"--base-model {path}: directory not found")
     else:  # hub id
@@ -60,6 +65,23 @@ def check_bert_checkpoint(path: str) -> dict:
         raise ValueError(f"--base-model {path}: model_type is {cfg.get('model_type')!r}, not 'bert'; "
                          "this trainer fine-tunes BERT checkpoints only")
     return cfg
+
+
+def _check_safetensors(weights: Path) -> None:
+    """The weights file's header (not the weights): a clone made without git-lfs holds a small
+    pointer file in its place, and a damaged download has no readable header."""
+    with open(weights, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"version https://git-lfs"):
+        raise ValueError(f"--base-model: {weights} is a Git LFS pointer, not the weights; run `git lfs pull` "
+                         "in the checkpoint's repository (or download the file)")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="numpy") as f:
+            f.keys()
+    except Exception as e:  # noqa: BLE001 - SafetensorError and OSError mean the same to the user
+        raise ValueError(f"--base-model: {weights} is not a readable safetensors file ({e}); download it again") from None
 
 
 def load_tokenizer(path: str):
@@ -77,7 +99,12 @@ def load_encoder(path: str):
     transformers.logging.set_verbosity_error()
     from transformers import TFBertModel
 
-    return TFBertModel.from_pretrained(path)
+    try:
+        return TFBertModel.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - shapes that do not fit the config, damaged weights
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise ValueError(f"--base-model {path}: its weights do not load into the BERT its config.json describes "
+                         f"({type(e).__name__}: {first}); check that config.json belongs to these weights") from None
 
 
 def build_classifier(encoder, pooling: str = "mean", dropout: float = 0.1, n_outputs: int = 1):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from sentiment_core.artifact import ArtifactError
@@ -20,7 +21,10 @@ def main(argv=None) -> int:
     p.add_argument("texts", nargs="*", help="texts to score (default: stdin, one per line)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    # bytes that are not UTF-8 (a latin-1 file piped in, an argument from a latin-1 terminal) are
+    # replaced, not passed on as the lone surrogates Python decodes them to
+    texts = [os.fsencode(t).decode("utf-8", "replace") for t in args.texts] or \
+        [line.decode("utf-8", "replace").rstrip("\r\n") for line in sys.stdin.buffer if line.strip()]
     if not texts:
         print("error: no texts given (pass them as arguments or on stdin)", file=sys.stderr)
         return 2

@@ -36,7 +36,8 @@ class TrainConfig:
     output_dir: str = field(metadata={"help": "run directory: checkpoints, logs, plots and the artifact"})
     format: str = field(default="auto", metadata={"help": "sentiment140|semeval|table|auto (per file)"})
     holdout: tuple[str, ...] = field(default=(), metadata={
-        "help": "labelled file(s) kept for evaluation: tweets with their ids never enter any split; repeat"})
+        "help": "labelled file(s) kept for evaluation, read as --data is: their tweets (by id or by text) never "
+                "enter any split; repeat"})
     text_col: str = field(default="text", metadata={"help": "text column (table format)"})
     label_col: str = field(default="label", metadata={"help": "label column (table format)"})
     id_col: str | None = field(default=None, metadata={"help": "id column (table format; default: hash of text)"})
@@ -147,20 +148,35 @@ class Run:
         self.artifact_dir = self.dir / "artifact"
         self.done_file = self.dir / "DONE.json"
 
+    # what a run writes before its first checkpoint
+    STARTED = ("run_config.json", "train.log", "data.tmp", "data", "tokenizer", "logs", "plots", "best", "checkpoints")
+
     def start(self) -> bool:
         """Create or re-open the run. Returns True when resuming an earlier start."""
         key = json.loads(json.dumps({"config": self.cfg.resume_key(),
                                      "sources": _source_stamp(self.cfg.data + self.cfg.holdout)}))
         cfg_file = self.dir / "run_config.json"
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ValueError(f"--output-dir {self.dir} is a file; choose a directory")
         if cfg_file.exists():
             old = json.loads(cfg_file.read_text())
-            if old.get("resume_key") != key:
+            if old.get("resume_key") == key:
+                return True
+            if self.done_file.exists() or (self.ckpt_dir / "checkpoint").exists():
                 raise ValueError(f"{self.dir} holds a run with different settings or data; resume it with its "
                                  f"original command (see {cfg_file}) or choose a new --output-dir")
-            return True
+            # a start that failed before its first checkpoint (a wrong column, a bad base model):
+            # nothing to resume, so the corrected command starts over here
+            log.info("%s: replacing a run that stopped before its first checkpoint", self.dir)
+            for name in self.STARTED:
+                path = self.dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         if self.dir.exists() and any(self.dir.iterdir()):
             raise ValueError(f"--output-dir {self.dir} exists and is not a training run; choose a new directory")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"--output-dir {self.dir} cannot be created: {e.strerror} ({e.filename})") from None
         tmp = cfg_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"resume_key": key, "config": dataclasses.asdict(self.cfg)}, indent=2))
         os.replace(tmp, cfg_file)
@@ -176,7 +192,9 @@ def prepare_data(run: Run) -> dict:
     c = run.cfg
     sources = [Source(p, c.format, c.text_col, c.label_col, c.id_col, parse_label_map(c.label_map)) for p in c.data]
     tmp = run.dir / "data.tmp"
-    summary = prepare(sources, tmp, c.seed, c.max_rows, holdout=[Source(p, "auto") for p in c.holdout])
+    # the holdout files are read as the data files are (format, columns, label map)
+    holdout = [dataclasses.replace(sources[0], path=p) for p in c.holdout]
+    summary = prepare(sources, tmp, c.seed, c.max_rows, holdout=holdout)
     if run.data_dir.exists():
         shutil.rmtree(run.data_dir)
     os.rename(tmp, run.data_dir)
@@ -199,6 +217,12 @@ def train(cfg: TrainConfig) -> Path:
     from training.logs import EPOCH_FIELDS, STEP_FIELDS, CsvLog, plot
 
     run = Run(cfg)
+    if not run.done_file.exists():  # what a user can fix, before anything is written
+        base_path = M.resolve_base_model(cfg.base_model)
+        base_cfg = M.check_bert_checkpoint(base_path)
+        max_pos = int(base_cfg.get("max_position_embeddings", 512))
+        if cfg.max_length > max_pos:
+            raise ValueError(f"--max-length {cfg.max_length} exceeds the base model's max_position_embeddings {max_pos}")
     resumed = run.start()
     if run.done_file.exists():
         done = json.loads(run.done_file.read_text())
@@ -206,11 +230,6 @@ def train(cfg: TrainConfig) -> Path:
         return Path(done["artifact"])
     logging.getLogger().addHandler(logging.FileHandler(run.dir / "train.log"))
     log.info("config: %s", json.dumps(dataclasses.asdict(cfg)))
-    base_path = M.resolve_base_model(cfg.base_model)
-    base_cfg = M.check_bert_checkpoint(base_path)
-    max_pos = int(base_cfg.get("max_position_embeddings", 512))
-    if cfg.max_length > max_pos:
-        raise ValueError(f"--max-length {cfg.max_length} exceeds the base model's max_position_embeddings {max_pos}")
     summary = prepare_data(run)
     log.info("data: read %d rows, kept %d, dropped %s, splits %s", summary["rows_read"], summary["kept"],
              summary["dropped"], {k: v["rows"] for k, v in summary["splits"].items()})
