@@ -293,11 +293,11 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
          .partitionBy("model_version", "dt").parquet(str(out / "scores")))
         score_seconds = time.perf_counter() - t_score
         files_found = side_done.result()
+        check = written.get
+        dts = sorted(str(d) for d in check["dts"])
         for table in side:
             (out / table).mkdir(exist_ok=True)
             os.replace(staging / table, out / table / f"run_id={run_id}")
-        check = written.get
-        dts = sorted(str(d) for d in check["dts"])
         records.unpersist()
     finally:
         side_writer.shutdown(wait=True)  # a failed run: its side tables are written (or failed) before the cleanup

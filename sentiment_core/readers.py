@@ -536,8 +536,9 @@ def _classify(line: str, columns: tuple = ()) -> str | None:
     text = line.strip().lstrip("\ufeff")
     if not text:
         return None
-    if text[0] == '"':
-        return "sentiment140" if s140.split_line(text) is not None else None
+    if text[0] == '"':  # six quoted fields, the first a Sentiment140 target (not a quoted CSV header)
+        fields = s140.split_line(text)
+        return "sentiment140" if fields is not None and fields[s140.TARGET] in ("0", "2", "4") else None
     if text[0] != "{":
         return None
     try:

@@ -48,6 +48,7 @@ BAD_LABEL = "bad_label"
 UNKNOWN_RECORD = "unknown_record"
 TRUNCATED_FILE = "truncated_file"
 UNREADABLE_FILE = "unreadable_file"
+UNBALANCED_QUOTE = "unbalanced_quote"  # a CSV quote never closed: the line is a reject, the rows after it are read
 INVALID_UTF8 = "invalid_utf8"  # informational only: such rows are kept, bad bytes replaced
 
 REASONS = (MALFORMED_JSON, BAD_FIELD_COUNT, EMPTY_TEXT, BAD_TIMESTAMP, MISSING_ID, BAD_LABEL,

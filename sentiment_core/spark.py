@@ -382,6 +382,44 @@ def table_names(header: str, sep: str) -> list[str]:
     return names + [TABLE_EXTRA]
 
 
+class _PushBack:
+    """A text file's lines for ``csv.reader``, keeping those of the row being read (``taken``), with
+    lines given back (:meth:`again`) read first."""
+
+    def __init__(self, lines):
+        self.lines, self.back, self.taken = lines, [], []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.back.pop() if self.back else next(self.lines)
+        self.taken.append(line)
+        return line
+
+    def again(self, lines: list[str]) -> None:
+        self.back.extend(reversed(lines))
+
+
+def _runs_over_rows(row: list[str], taken: list[str], width: int, sep: str) -> bool:
+    """Whether a row read over several lines holds lines that read as rows of the table on their
+    own: a quote opened in a field and never closed (a text that starts with one) runs on until
+    the next quote, taking the rows between into its text. A line counts as a row when it has the
+    header's number of fields and its first field looks like the row's own (digits where the id
+    column holds digits)."""
+    import csv
+
+    if len(taken) < 2:
+        return False
+    first = row[0].strip()
+    digits = first.isdigit()
+    for line in taken[1:]:
+        fields = next(csv.reader([line.rstrip("\r\n").replace('"', "")], delimiter=sep), [])
+        if len(fields) == width and (not digits or fields[0].strip().isdigit()):
+            return True
+    return False
+
+
 def read_csv_units(units: list[tuple], sep: str, names: list[str]):
     """mapInArrow body over ``spark.range(len(units))``: task ``i`` reads the CSV table
     ``units[i] = (path, zip member or None)`` (RFC 4180: quoted fields keep separators, quotes as
@@ -401,13 +439,14 @@ def read_csv_units(units: list[tuple], sep: str, names: list[str]):
     columns = names + [TABLE_SOURCE, TABLE_LINE, TABLE_ERROR]
     null = pa.scalar(None, pa.string())
 
-    def batch(rows: list, extras: list, lines: list, source: str, error: str | None = None) -> pa.RecordBatch:
+    def batch(rows: list, extras: list, lines: list, source: str, errors: list | None = None) -> pa.RecordBatch:
         fields = [pa.array(c, pa.string()) for c in zip(*rows)] if rows else [pa.nulls(1, pa.string())] * width
         fields = [pc.if_else(pc.not_equal(f, ""), f, null) for f in fields]  # an empty field is null
         n = max(len(rows), 1)
         return pa.RecordBatch.from_arrays(
             fields + [pa.array(extras or [None], pa.string()), pa.array([source] * n, pa.string()),
-                      pa.array(lines or [None], pa.int64()), pa.array([error] * n, pa.string())], names=columns)
+                      pa.array(lines or [None], pa.int64()), pa.array(errors or [None] * n, pa.string())],
+            names=columns)
 
     units = TaskItems(units)
 
@@ -417,42 +456,65 @@ def read_csv_units(units: list[tuple], sep: str, names: list[str]):
         rows: list = []
         extras: list = []
         lines: list = []
+        errors: list = []
         try:
             with io.TextIOWrapper(readers.open_data(path, member), encoding="utf-8-sig", errors="replace",
                                   newline="") as text:
-                reader = csv.reader(text, delimiter=sep)
+                feed = _PushBack(text)
+                reader = csv.reader(feed, delimiter=sep)
                 for row in reader:  # up to the header row (csv_tables read it)
                     if row:
                         break
                 line = reader.line_num + 1
-                for row in reader:
-                    start, line = line, reader.line_num + 1
-                    if not row:
+                while True:
+                    feed.taken = []
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error:  # a quote left open runs to the end of the file
+                        if len(feed.taken) < 2:
+                            raise
+                        row = None
+                    start, line = line, line + len(feed.taken)
+                    if row == []:  # a blank line
                         continue
-                    if len(row) != width:
-                        extras.append(sep.join(row[width:]) if len(row) > width else None)
+                    if row is None or _runs_over_rows(row, feed.taken, width, sep):
+                        # a quote opened and never closed swallowed the lines after it: this line
+                        # is a reject, and they are read again as the rows they are
+                        feed.again(feed.taken[1:])
+                        reader = csv.reader(feed, delimiter=sep)
+                        line = start + 1
+                        row, extra = [""] * width, None
+                        errors.append(f"{schema.UNBALANCED_QUOTE}: a quote opened on line {start} is not closed "
+                                      f"before lines that read as rows: {feed.taken[0][:500]}")
+                    elif len(row) != width:
+                        extra = sep.join(row[width:]) if len(row) > width else None
                         row = row[:width] + [""] * (width - len(row))
+                        errors.append(None)
                     else:
-                        extras.append(None)
+                        extra = None
+                        errors.append(None)
+                    extras.append(extra)
                     rows.append(row)
                     lines.append(start)
                     if len(rows) >= CSV_ROWS_PER_FRAME:
                         read += len(rows)
-                        yield batch(rows, extras, lines, source)
-                        rows, extras, lines = [], [], []
+                        yield batch(rows, extras, lines, source, errors)
+                        rows, extras, lines, errors = [], [], [], []
             if rows:
-                yield batch(rows, extras, lines, source)
+                yield batch(rows, extras, lines, source, errors)
         except (*readers.STREAM_ERRORS, csv.Error) as exc:
             read += len(rows)
             if rows:
-                yield batch(rows, extras, lines, source)
-            if isinstance(exc, csv.Error):  # a quote left open runs to the end of the file: where it starts
+                yield batch(rows, extras, lines, source, errors)
+            if isinstance(exc, csv.Error):
                 error = (f"{schema.UNREADABLE_FILE}: the CSV cannot be read on from the row that starts on line "
-                         f"{line} (after {read} rows): {exc}; an unbalanced quote?")
+                         f"{line} (after {read} rows): {exc}")
             else:
                 reason = schema.TRUNCATED_FILE if read or isinstance(exc, EOFError) else schema.UNREADABLE_FILE
                 error = f"{reason}: file breaks off after {read} rows: {type(exc).__name__}: {exc}"
-            yield batch([], [], [], source, error)
+            yield batch([], [], [], source, [error])
 
     def read(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for ids_batch in ids:
@@ -494,7 +556,7 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
     if plan is not None:  # the caller's run summary
         plan.update(stats)
     if parquet:
-        frames.append(map_table(spark.read.parquet(*parquet), columns or {}))
+        frames.extend(read_parquet_tables(spark, parquet, columns or {}))
     by_header: dict[tuple, list[tuple]] = {}
     for unit, key in tables.items():
         by_header.setdefault(key, []).append(unit)
@@ -524,6 +586,29 @@ TWARC_RETWEET = "referenced_tweets.retweeted.id"
 TABLE_SOURCE, TABLE_LINE, TABLE_ERROR = "_source_file_of_the_row", "_line_of_the_row", "_read_error"
 
 
+# pandas writes datetime64[ns] columns as Parquet TIMESTAMP(NANOS), which Spark refuses to read as
+# a timestamp: read as the long it is, the time column's magnitude tells its unit (_table_timestamp)
+PARQUET_NANOS_CONF = "spark.sql.legacy.parquet.nanosAsLong"
+
+
+def read_parquet_tables(spark, paths: Sequence[str], columns: dict) -> list:
+    """Parquet tweet tables as record frames: one, read with the files' schemas merged (a column
+    that only later files have is null in the earlier ones, not dropped); where the files
+    disagree on a column's type (an id written as int64 one day and as text the next), one frame
+    per schema, each mapped on its own."""
+    spark.conf.set(PARQUET_NANOS_CONF, "true")
+    try:
+        return [map_table(spark.read.option("mergeSchema", "true").parquet(*paths), columns)]
+    except Exception as exc:  # noqa: BLE001 - Py4JJavaError / AnalysisException, told by the message
+        if "CANNOT_MERGE_SCHEMAS" not in str(exc) and "Failed to merge" not in str(exc):
+            raise
+    groups: dict[str, list[str]] = {}
+    for path in paths:  # one footer read each: only for inputs whose schemas disagree
+        groups.setdefault(spark.read.parquet(path).schema.simpleString(), []).append(path)
+    log.info("parquet: %d files in %d schemas, mapped one schema at a time", len(paths), len(groups))
+    return [map_table(spark.read.parquet(*group), columns) for group in groups.values()]
+
+
 def _table_column(df, name: str):
     """A column of ``df`` by its name, dots and all (twarc-csv's ``author.username``); a name that
     is no column is taken as a path into a struct (``user.screen_name`` of a nested Parquet)."""
@@ -550,15 +635,29 @@ def _table_timestamp(df, name: str):
     +0000 2021``) or as Sentiment140 does (``Mon Apr 06 22:19:45 PDT 2009``); anything else null (a
     bad_timestamp reject, never a failed job under ANSI)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType
+    from pyspark.sql.types import DecimalType, DoubleType, FloatType, IntegralType, StringType
 
     col = _table_column(df, name)
-    if not isinstance(df.select(col).schema[0].dataType, StringType):
+    kind = df.select(col).schema[0].dataType
+    if isinstance(kind, (IntegralType, FloatType, DoubleType, DecimalType)):
+        # epoch seconds, milliseconds, microseconds or nanoseconds, told apart by size (ms from 1e11:
+        # seconds there would be the year 5138), as the JSON readers take numbers
+        v = col.try_cast("double")
+        a = F.abs(v)
+        seconds = (F.when(a >= 1e20, F.lit(None)).when(a >= 1e17, v / 1e9).when(a >= 1e14, v / 1e6)
+                   .when(a >= 1e11, v / 1e3).otherwise(v))
+        return F.when(~F.isnan(v), F.timestamp_seconds(seconds))
+    if not isinstance(kind, StringType):
         return col.try_cast("timestamp")
     value, day_dropped = F.trim(col), F.substring(F.trim(col), 5, 64)
     return F.coalesce(F.try_to_timestamp(value),
                       F.try_to_timestamp(day_dropped, F.lit("MMM dd HH:mm:ss Z yyyy")),
                       F.try_to_timestamp(day_dropped, F.lit("MMM dd HH:mm:ss z yyyy")))  # Sentiment140's "PDT"
+
+
+# a table's tweet times outside this range are bad_timestamp rejects (a unit misread, a placeholder
+# far in the future), not partitions no date type can name
+TIME_RANGE = ("1970-01-01", "2100-01-01")
 
 
 def map_table(df, columns: dict, what: str = "parquet"):
@@ -577,8 +676,14 @@ def map_table(df, columns: dict, what: str = "parquet"):
     def opt(key, typ):
         return _table_column(df, cols[key]).try_cast(typ) if _has_column(df, cols[key]) else F.lit(None).cast(typ)
 
+    id_type = df.select(_table_column(df, cols["id"])).schema[0].dataType
+    if id_type.typeName() in ("float", "double") or (id_type.typeName() == "decimal" and id_type.scale > 0):
+        raise ValueError(f"{what} input: the id column {cols['id']!r} holds {id_type.simpleString()} numbers, which "
+                         "cannot hold tweet ids exactly (above 2^53 they round, and different tweets get one id). "
+                         "pandas writes an integer column with a gap as float64: write the ids as int64 or text")
     tid = _table_column(df, cols["id"]).cast("string")
     ts = _table_timestamp(df, cols["time"])
+    ts = F.when((ts >= F.lit(TIME_RANGE[0]).cast("timestamp")) & (ts < F.lit(TIME_RANGE[1]).cast("timestamp")), ts)
     text = _table_column(df, cols["text"]).cast("string")
     retweet = F.coalesce(opt("retweet", "boolean"), F.lit(False))
     if what == "csv" and TWARC_RETWEET in df.columns and "retweet" not in named and not _has_column(df, cols["retweet"]):

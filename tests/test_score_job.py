@@ -373,13 +373,13 @@ def test_csv_tables_compressed_or_in_a_zip_read_as_the_plain_file(spark, tmp_pat
     from sentiment_core.spark import TABLE_EXTRA, table_names
 
     assert table_names('id,text,," text"', ",") == ["id", "text", "_c2", "text_2", TABLE_EXTRA]
-    broken = tmp_path / "broken.csv"  # a quote left open on line 4 swallows the rest of the file
+    broken = tmp_path / "broken.csv"  # a quote left open on line 4 would swallow the rest of the file
     broken.write_text(TWARC_CSV.splitlines()[0] + "\n" + "\n".join(
         [f'{i},{i},2021-02-23T01:00:00.000Z,"fine",ann,en' for i in (1, 2)] + ['3,3,2021-02-23T01:00:00.000Z,"open'] +
         [f'{i},{i},2021-02-23T01:00:00.000Z,rest,ann,en' for i in range(4, 20000)]) + "\n")
     got_broken = rows([broken])
-    assert (got_broken["kind"] == "tweet").sum() == 2 and got_broken["reason"].tolist()[-1] == "unreadable_file"
-    assert "starts on line 4" in got_broken["raw"].tolist()[-1]
+    assert (got_broken["kind"] == "tweet").sum() == 2 + 19_996  # the line with the open quote is the one reject
+    assert got_broken[got_broken["kind"] == "reject"][["reason", "line_no"]].values.tolist() == [["unbalanced_quote", 4]]
     whole = lzma.compress(data * 400)
     (tmp_path / "cut.csv.xz").write_bytes(whole[: len(whole) // 2])
     cut = rows([tmp_path / "cut.csv.xz"])
@@ -437,6 +437,65 @@ def test_table_columns_are_found_without_case_spaces_or_underscores(spark, tmp_p
     named = {"id": "tid", "time": "posted", "text": "body.msg", "user": None}
     got = read_records(spark, [str(export)], columns=named).select("kind", "tweet_id", "text").collect()
     assert [tuple(r) for r in got] == [("tweet", "7", "hello")]
+
+
+def test_parquet_tables_as_pandas_writes_them(spark, tmp_path):
+    """pandas' defaults: datetime64[ns] (Parquet TIMESTAMP(NANOS), which Spark refuses as a
+    timestamp), epoch milliseconds in an integer column, a column only some days' files have, an
+    id column int64 in one file and text in another; a float64 id column (pandas' integer column
+    with a gap) is refused, since it cannot hold tweet ids exactly; far-off times are rejects."""
+    from sentiment_core.spark import read_records
+
+    base = pd.DataFrame({"id": [1344908468193435649, 1344908468159823872], "text": ["good day", "bad day"],
+                         "created_at": pd.to_datetime(["2021-01-01 07:29:00", "2021-01-02 08:00:00"], utc=True)})
+    day1 = tmp_path / "day1"
+    day1.mkdir()
+    base.to_parquet(day1 / "ns.parquet")  # nanoseconds, tz-aware
+    ms = base.assign(id=base["id"] + 10, created_at=base["created_at"].astype("int64") // 10**6, lang=["en", "ja"])
+    ms.to_parquet(day1 / "ms.parquet")  # epoch ms, and a lang column the other file lacks
+    text_ids = base.assign(id=(base["id"] + 20).astype(str), created_at=base["created_at"].dt.tz_localize(None))
+    text_ids.to_parquet(tmp_path / "text_ids.parquet")  # naive nanoseconds, ids as text
+    far = pd.DataFrame({"id": [7, 8, 9], "text": ["a", "b", "c"], "created_at": [1609486140e3, 1.6e21, 5e12]})
+    far.to_parquet(tmp_path / "far.parquet")  # ms as floats; 10^21 of some unit; seconds in the year 160,000
+    got = (read_records(spark, [str(tmp_path)]).selectExpr("kind", "reason", "tweet_id", "cast(created_at as long) e", "lang")
+           .toPandas().sort_values("tweet_id"))
+    tweets = got[got["kind"] == "tweet"]
+    want = {str(i + k): e for k in (0, 10, 20) for i, e in zip(base["id"], (1609486140, 1609574400))} | {"7": 1609486140}
+    assert dict(zip(tweets["tweet_id"], tweets["e"])) == want
+    assert dict(zip(tweets["tweet_id"], tweets["lang"].where(tweets["lang"].notna(), None))) == {
+        **{k: None for k in want}, str(base["id"][0] + 10): "en", str(base["id"][1] + 10): "ja"}
+    assert got[got["kind"] == "reject"][["tweet_id", "reason"]].values.tolist() == [["8", "bad_timestamp"],
+                                                                                 ["9", "bad_timestamp"]]
+    floats = tmp_path / "floats"
+    floats.mkdir()
+    base.assign(id=base["id"].astype("float64")).to_parquet(floats / "f.parquet")
+    with pytest.raises(ValueError, match="holds double numbers, which cannot hold tweet ids exactly"):
+        read_records(spark, [str(floats)])
+
+
+def test_csv_tables_a_quoted_header_and_a_quote_never_closed(spark, tmp_path):
+    """A table written with every field quoted (6 columns, as Sentiment140's lines are) is a table;
+    a text that opens a quote and never closes it is one unbalanced_quote reject, and the rows it
+    would have swallowed are read as rows."""
+    from sentiment_core.spark import read_records
+
+    rows = [(100 + i, f"2021-01-01T07:{i:02d}:00Z", f"u{i}", "en", f"tweet {i}", "False") for i in range(30)]
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('"id","created_at","user","lang","text","is_retweet"\n'
+                      + "".join(",".join(f'"{v}"' for v in r) + "\n" for r in rows))
+    got = read_records(spark, [str(quoted)]).where("kind = 'tweet'").select("tweet_id", "text").collect()
+    assert sorted((r["tweet_id"], r["text"]) for r in got) == sorted((str(r[0]), r[4]) for r in rows)
+    broken = tmp_path / "broken.csv"
+    lines = [f"{r[0]},{r[1]},{r[2]},{r[3]},{r[4]}" for r in rows]
+    lines[10] = f'{rows[10][0]},{rows[10][1]},u10,en,"starts a quote it never ends'
+    lines[20] = f'{rows[20][0]},{rows[20][1]},u20,en,"quoted" and more'
+    broken.write_text("id,created_at,user,lang,text\n" + "\n".join(lines) + "\n")
+    got = read_records(spark, [str(broken)]).select("kind", "reason", "tweet_id", "text", "line_no").toPandas()
+    assert (got["kind"] == "tweet").sum() == 29
+    reject = got[got["kind"] == "reject"]
+    assert reject["reason"].tolist() == ["unbalanced_quote"] and reject["line_no"].tolist() == [12]
+    assert got.set_index("tweet_id").loc["120", "text"] == "quoted and more"
+    assert got.set_index("tweet_id").loc["111", "text"] == "tweet 11"
 
 
 # ---------------------------------------------------------------------------------------------
