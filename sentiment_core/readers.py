@@ -424,6 +424,9 @@ def parse_v2_line(line: str, source_file: str, line_no: int) -> list[Record]:
 # Sentiment140 CSV
 # --------------------------------------------------------------------------------------------
 
+_S140_HEADER = ("target", "ids", "date", "flag", "user", "text")
+
+
 def parse_sentiment140_line(line: str, source_file: str, line_no: int) -> list[Record]:
     """One Sentiment140 CSV line -> [tweet] or [reject]; [] for a blank line. Label ignored."""
     if not line.strip():
@@ -431,6 +434,8 @@ def parse_sentiment140_line(line: str, source_file: str, line_no: int) -> list[R
     fields = s140.split_line(line)
     if fields is None:
         return [_reject(line, source_file, line_no, schema.BAD_FIELD_COUNT)]
+    if line_no == 1 and [f.strip().lower() for f in fields] == list(_S140_HEADER):
+        return []  # a mirror's header line, quoted as pandas' QUOTE_ALL writes it: not a record
     tweet_id = fields[s140.IDS].strip()
     if not tweet_id:
         return [_reject(line, source_file, line_no, schema.MISSING_ID)]

@@ -417,6 +417,10 @@ def test_sentiment140_with_a_header_line_reads_as_the_headerless_file(spark, tmp
 
     got = tweets(with_header)
     assert got == tweets(FIXTURES / "sentiment140_300.csv") and len(got) == 300
+    quoted = tmp_path / "quoted_header.csv"  # the header quoted as the rows are (pandas' QUOTE_ALL): not a reject
+    quoted.write_bytes(b'"target","ids","date","flag","user","text"\n' + (FIXTURES / "sentiment140_300.csv").read_bytes())
+    assert tweets(quoted) == got
+    assert read_records(spark, [str(quoted)]).count() == 300
 
 
 def test_table_columns_are_found_without_case_spaces_or_underscores(spark, tmp_path):
