@@ -287,6 +287,8 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         scored = score_tweets(tweets, meta["path"] if os.path.isdir(cfg.model) else cfg.model, cfg.batch_size,
                               partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend,
                               observation=written)
+        # the days this model version has already: a run that writes one of them replaces it whole
+        before = {d.name[len("dt="):] for d in (out / "scores" / f"model_version={meta['model_version']}").glob("dt=*")}
         # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
         # may be in the default static mode, which would wipe every other partition
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
@@ -295,6 +297,10 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         files_found = side_done.result()
         check = written.get
         dts = sorted(str(d) for d in check["dts"])
+        replaced = sorted(before.intersection(dts))
+        if replaced:
+            log.warning("replaced %d day partition(s) that earlier runs wrote (%s): a run's days hold its rows only. "
+                        "To add files to days already scored, use jobs.nightly", len(replaced), ", ".join(replaced[:5]))
         for table in side:
             (out / table).mkdir(exist_ok=True)
             os.replace(staging / table, out / table / f"run_id={run_id}")
@@ -309,7 +315,8 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         "run_id": run_id, "job": "score", "model_version": meta["model_version"], "model": meta["path"],
         "inputs": list(cfg.inputs), "files": len(files), **counts, "files_with_records": files_found,
         "scored": int(check["n"]),
-        "model_rows": int(check["model_rows"]), "partitions_written": dts, "output": str(out.resolve()),
+        "model_rows": int(check["model_rows"]), "partitions_written": dts, "partitions_replaced": replaced,
+        "output": str(out.resolve()),
         "started_at": started.isoformat(), "wall_seconds": round(wall, 3),
         "scoring_seconds": round(score_seconds, 3),
         "tweets_per_second": round(int(check["n"]) / wall, 2) if wall else None, "parse": parse_plan,

@@ -713,6 +713,7 @@ def test_rerun_replaces_partitions(spark, tiny_artifact, tmp_path):
     second = job.run(job.parse_args(argv), spark=spark)
     rows2 = read_table(spark, out / "scores")
     assert first["run_id"] != second["run_id"]
+    assert first["partitions_replaced"] == [] and second["partitions_replaced"] == second["partitions_written"]
 
     s_tweets, _ = v1_expected(V1_SAMPLE.read_bytes().splitlines())
     n = len(s_tweets) + len(V1_BAD_TWEETS) + len(v2_page_expected(V2_PAGE))
