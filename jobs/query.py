@@ -31,15 +31,24 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 
 log = logging.getLogger("jobs.query")
 
 REPORTS = ("trend", "top", "compare", "sql")
 FORMATS = ("csv", "json", "parquet")
-_HASHTAG = re.compile(r"#?(\w+)")
+
+
+def _hashtag_word(tag: str) -> str | None:
+    """The word of ``#tag``, or None when it is not one tag: letters, marks, digits and _ of any
+    script (Python's ``\\w`` leaves out the vowel signs and tone marks of Thai or Hindi tags, which
+    Twitter's hashtags and Java's ``(?U)\\w`` include)."""
+    word = tag[1:] if tag.startswith("#") else tag
+    ok = word and all(ch == "_" or unicodedata.category(ch)[0] in "LMN" for ch in word)
+    return word if ok else None
+
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ class QueryConfig:
                     raise ValueError(f"--{name[5:]} must be a date YYYY-MM-DD, got {value!r}") from None
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValueError(f"--from {self.date_from} is after --to {self.date_to}")
-        if self.hashtag is not None and not _HASHTAG.fullmatch(self.hashtag):
+        if self.hashtag is not None and not _hashtag_word(self.hashtag):
             raise ValueError(f"--hashtag must be one tag of letters, digits and _ (like #python), got {self.hashtag!r}")
         if self.limit < 1 or self.max_rows < 1 or self.max_out_rows < 1:
             raise ValueError("--limit, --max-rows and --max-out-rows must be >= 1")
@@ -171,8 +180,8 @@ def latest_model_version(scores) -> str | None:
 
 
 def hashtag_pattern(tag: str) -> str:
-    """Java regex for ``#tag`` as a whole token, any case (the tag is letters, digits and _)."""
-    word = _HASHTAG.fullmatch(tag).group(1)
+    """Java regex for ``#tag`` as a whole token, any case (the tag is letters, marks, digits and _)."""
+    word = _hashtag_word(tag)
     return r"(?iU)(?<![\w#])#\Q" + word + r"\E(?!\w)"
 
 
@@ -334,8 +343,8 @@ def export(df, out_dir: str, fmt: str):
         os.rmdir(out_dir)  # an empty one is taken: Spark's writer refuses any path that exists
     rows = Observation("exported")
     writer = df.observe(rows, F.count(F.lit(1)).alias("rows")).write.mode("errorifexists").format(fmt)
-    if fmt == "csv":
-        writer = writer.option("header", True)
+    if fmt == "csv":  # quotes in a text doubled (RFC 4180), as every CSV reader expects, not Spark's \"
+        writer = writer.option("header", True).option("escape", '"')
     elif fmt == "json":
         writer = writer.option("ignoreNullFields", False)
     writer.save(out_dir)

@@ -345,3 +345,26 @@ def test_make_archive_nested_statuses_renewed(tmp_path):
             assert o["quoted_status_id_str"] == o["quoted_status"]["id_str"] == str(o["quoted_status_id"])
         if "timestamp_ms" in o:
             assert o["id"] >> 22 == int(o["timestamp_ms"]) - 1288834974657
+
+
+def test_csv_export_doubles_quotes_and_hashtags_of_any_script(spark, out_dir, tmp_path):
+    """--out-dir --format csv writes quotes in a text doubled, which Python's csv and pandas read back
+    (Spark's default \\" broke both); a Thai or Hindi tag (vowel signs and tone marks, which
+    Python's \\w leaves out) is one tag and matches as a whole token."""
+    import csv
+
+    argv = ["--output", str(out_dir), "sql",
+            "SELECT tweet_id, concat('say \"hi\", \\\\ ', text) AS text FROM scores WHERE model_version = 'v2'"]
+    assert query.main(argv + ["--out-dir", str(tmp_path / "csv"), "--format", "csv"], spark=spark) == 0
+    rows = [r for f in sorted((tmp_path / "csv").glob("part-*.csv")) for r in csv.DictReader(f.open(encoding="utf-8"))]
+    want = {t[0]: 'say "hi", \\ ' + t[4] for t in TWEETS if t[7] is not None}
+    assert {r["tweet_id"]: r["text"] for r in rows} == want
+    for tag in ("#หยิ่นวอร์", "हिन्दी", "#シングル"):
+        assert query.QueryConfig(output=str(out_dir), report="trend", hashtag=tag).hashtag == tag
+    texts = spark.createDataFrame([("ดู #หยิ่นวอร์ เลย",), ("#หยิ่นวอร์ส",), ("#हिन्दी दिवस",)], "text string")
+    from pyspark.sql import functions as F
+
+    assert texts.where(F.col("text").rlike(query.hashtag_pattern("#หยิ่นวอร์"))).count() == 1
+    assert texts.where(F.col("text").rlike(query.hashtag_pattern("हिन्दी"))).count() == 1
+    with pytest.raises(ValueError, match="one tag"):
+        query.QueryConfig(output=str(out_dir), report="trend", hashtag="two words")
