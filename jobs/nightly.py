@@ -50,6 +50,10 @@ log = logging.getLogger("jobs.nightly")
 
 LAYOUTS = ("auto", "grab", "dt", "flat")
 SNOWFLAKE_EPOCH_MS = 1288834974657
+# duplicates/model_version=V/dt=D/: scored rows of tweet ids that another archive file also holds,
+# set aside by the merge (one row per id is published, the first by file); kept so that the id
+# stays when the file whose row was published is re-delivered without it
+DUPLICATES = "duplicates"
 FIRST_SNOWFLAKE_ID = 29_700_859_247  # ids below this are sequential (pre Nov 2010) and carry no time
 _GRAB = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 # the grab's day files as downloaded: twitter-stream-2021-01-01.tar, twitter_stream_2021_01_01.tar
@@ -326,6 +330,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     stage_rel = Path(C.STAGING) / run_id
     stage = out / stage_rel
     vdir_rel = Path("scores") / f"model_version={version}"
+    dups_rel = Path(DUPLICATES) / f"model_version={version}"
     try:
         todo = [files[r]["path"] for r in new + changed]
         parse_plan: dict = {}
@@ -337,7 +342,10 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         artifact = meta["path"]
         partitions = cfg.partitions or scoring_partitions(counts["to_score"], spark.sparkContext.defaultParallelism)
         written = Observation(f"written-{run_id}")
-        tweets = prepare_tweets(records, cfg.lang, duplicates=counts["filtered_duplicate"] > 0)
+        # every tweet is scored, repeated ids too: the merge below keeps one row per id and sets the
+        # others aside (DUPLICATES), so that the id survives when the file whose row won is
+        # re-delivered without it
+        tweets = prepare_tweets(records, cfg.lang, duplicates=False)
         scored = score_tweets(tweets, artifact, cfg.batch_size, partitions, version, run_id, cfg.include_text,
                               cfg.backend, observation=written).drop("model_version")
         t_score = time.perf_counter()
@@ -373,15 +381,21 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         keep_old = [d for d in affected if d in existing]
         changed_paths = [files[r]["path"] for r in changed]
 
-        merged = new_rows.withColumn("_new", F.lit(1))
-        if keep_old:
+        merged = new_rows
+        if keep_old:  # the affected days' rows, and the rows set aside there for ids another file's row won
             old_rows = (spark.read.option("basePath", str(out / vdir_rel))
-                        .parquet(*[str(out / vdir_rel / f"dt={d}") for d in keep_old]))
+                        .parquet(*[str(out / vdir_rel / f"dt={d}") for d in keep_old]).select(*new_rows.columns))
+            aside_dirs = [str(p) for d in keep_old if any((p := out / dups_rel / f"dt={d}").glob("*.parquet"))]
+            if aside_dirs:
+                old_rows = old_rows.unionByName(spark.read.option("basePath", str(out / dups_rel))
+                                                .parquet(*aside_dirs).select(*new_rows.columns))
             if changed_paths:  # a changed file's old rows; a day tar's rows name "<tar>!/<member>"
                 old_rows = old_rows.where(~input_file().isin(changed_paths))
-            merged = old_rows.select(*new_rows.columns).withColumn("_new", F.lit(0)).unionByName(merged)
-        w = Window.partitionBy("tweet_id").orderBy("_new", "source_file")
-        merged = merged.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn", "_new")
+            merged = old_rows.select(*new_rows.columns).unionByName(merged)
+        # one row per id: the first by file, as one clean run over all the files keeps it
+        w = Window.partitionBy("tweet_id").orderBy("source_file", "run_id", "score")
+        ranked = merged.withColumn("_rn", F.row_number().over(w)).persist(StorageLevel.MEMORY_AND_DISK)
+        merged = ranked.where("_rn = 1").drop("_rn")
         # every delete notice ever seen whose tweet falls in an affected partition (plus ids without a time)
         months = sorted({d[:7] for d in affected}) + ["__HIVE_DEFAULT_PARTITION__"]
         month_files = {m: list((out / "deletes" / f"target_month={m}").glob("*.parquet")) for m in months}
@@ -402,11 +416,18 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         before = merged.count()
         final.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(str(stage / "scores"))
         after = spark.read.parquet(str(stage / "scores")).count()
+        aside = ranked.where("_rn > 1").drop("_rn").join(deletes.distinct(), "tweet_id", "left_anti")
+        aside.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(str(stage / DUPLICATES))
+        for d in affected:  # an affected day without such rows any more: an empty one replaces the old
+            (stage / DUPLICATES / f"dt={d}").mkdir(parents=True, exist_ok=True)
+        set_aside = _count_or_zero(spark, stage / DUPLICATES)
+        ranked.unpersist()
     finally:
         if own_session:
             spark.stop()
 
     moves = [("dir", str(stage_rel / "scores" / f"dt={d}"), str(vdir_rel / f"dt={d}")) for d in affected]
+    moves += [("dir", str(stage_rel / DUPLICATES / f"dt={d}"), str(dups_rel / f"dt={d}")) for d in affected]
     compacted = sorted(p.name for p in (stage / "deletes_compacted").glob("target_month=*"))
     moves += [("dir", str(stage_rel / "deletes_compacted" / m), str(Path("deletes") / m)) for m in compacted]
     for f in sorted((stage / "deletes").glob("target_month=*/*.parquet")):
@@ -424,13 +445,16 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     shard_docs = {shard: _shard_doc(version, shard, entries, updated_at) for shard, entries in touched.items()}
     wall = time.perf_counter() - t0
     summary = {**base, "noop": False, **counts, "scored": counts["to_score"], "rows_deleted": before - after,
-               "rows_in_partitions": after, "partitions_written": affected, "partitions_purged": purged,
+               "rows_in_partitions": after, "rows_set_aside_in_partitions_written": set_aside,
+               "partitions_written": affected, "partitions_purged": purged,
                "partitions_waiting_for_deletes": len(deferred), "wall_seconds": round(wall, 3),
                "scoring_seconds": round(score_seconds, 3), "model_rows": int(check["model_rows"]),
                "tweets_per_second": round(counts["to_score"] / wall, 2) if wall else None, "parse": parse_plan}
     accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
         summary["filtered_lang"] + summary["filtered_duplicate"]
-    summary["reconciled"] = accounted == summary["records_read"] and int(check["n"]) == counts["to_score"]
+    # the rows written are every kept tweet, repeated ids included (set aside by the merge)
+    summary["reconciled"] = accounted == summary["records_read"] and \
+        int(check["n"]) == counts["to_score"] + counts["filtered_duplicate"]
     if not summary["reconciled"]:
         raise RuntimeError(f"counts do not reconcile: {summary}")
     C.fault_point("before_commit")
@@ -438,6 +462,10 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
                    "pending_deletes": pending,
                    "summary": summary}, on_metadata)
     return summary
+
+
+def _count_or_zero(spark, path: Path) -> int:
+    return spark.read.parquet(str(path)).count() if any(path.rglob("*.parquet")) else 0
 
 
 def _read_or_empty(spark, path: Path, schema):

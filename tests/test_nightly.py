@@ -281,3 +281,39 @@ def test_new_model_version_alongside_the_old(spark, archive, tiny_artifact, tmp_
     assert len(versions) == 2 and versions.iloc[0] == versions.iloc[1]
     assert sorted(p.name for p in (out / "scores").iterdir()) == sorted(
         f"model_version={v}" for v in (meta["model_version"], meta["model_version"] + "-v2"))
+
+
+@pytest.mark.parametrize("same_run", [False, True])
+def test_a_tweet_in_two_files_survives_the_redelivery_of_the_file_whose_row_was_kept(
+        spark, archive, tiny_artifact, tmp_path, same_run):
+    """Tweets of a day-1 file also lie in a day-2 file (the stream delivered them twice). One row
+    per id is published, the first by file; the other is set aside, not dropped, so that when the
+    day-1 file is re-delivered without those tweets they stay, from the day-2 file, as a clean run
+    over the final archive has them."""
+    arch = tmp_path / "arch"
+    shutil.copytree(archive, arch)
+    first = sorted((arch / "2021" / "01" / "01").rglob("*.json.bz2"))[0]
+    lines = bz2.open(first, "rt").read().splitlines()
+    twice = [line for line in lines if '"delete"' not in line][:5]
+    second = arch / "2021" / "01" / "02" / "00" / "00.json.bz2"
+    second.parent.mkdir(parents=True, exist_ok=True)
+    second.write_bytes(bz2.compress(("\n".join(twice) + "\n").encode()))
+    out = tmp_path / "out"
+    if same_run:
+        nightly(spark, arch, tiny_artifact, out, "--from", DAYS[0], "--to", DAYS[1])
+    else:
+        nightly(spark, arch, tiny_artifact, out, "--date", DAYS[0])
+        s = nightly(spark, arch, tiny_artifact, out, "--date", DAYS[1])
+        assert s["rows_set_aside_in_partitions_written"] == 5
+    ids = {json.loads(line)["id_str"] for line in twice}
+    published = table(out)
+    assert set(published.loc[published["tweet_id"].isin(ids), "source_file"]) == {str(first)}
+    first.write_bytes(bz2.compress(("\n".join(line for line in lines if line not in twice) + "\n").encode()))
+    os.utime(first, (1, 1))  # re-delivered: another size and time
+    s = nightly(spark, arch, tiny_artifact, out, "--from", DAYS[0], "--to", DAYS[1])
+    assert s["files_changed"] == 1 and s["reconciled"]
+    after = table(out)
+    assert set(after.loc[after["tweet_id"].isin(ids), "source_file"]) == {str(second)}
+    clean_out = tmp_path / "clean"
+    nightly(spark, arch, tiny_artifact, clean_out, "--from", DAYS[0], "--to", DAYS[1])
+    assert_same_table(after, table(clean_out))
