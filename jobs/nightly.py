@@ -266,6 +266,8 @@ def _metadata_writer(out: Path):
             C.write_json_atomic(out / MANIFEST / version / PENDING_DELETES, journal["pending_deletes"])
         elif "pending_deletes" in journal:  # none waits any more
             (out / MANIFEST / version / PENDING_DELETES).unlink(missing_ok=True)
+        for other, waiting in journal.get("pending_deletes_of_other_versions", {}).items():
+            C.write_json_atomic(out / MANIFEST / other / PENDING_DELETES, waiting)
         if "manifest" in journal:  # a journal of the one-file manifest: load_manifests splits it
             C.write_json_atomic(out / MANIFEST / f"{version}.json", journal["manifest"])
         C.fault_point("after_manifest")
@@ -378,6 +380,16 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         purged, deferred = purge[:limit], purge[limit:]
         pending = {d: waiting.get(d, run_id) for d in deferred}
         affected = sorted(must | set(purged))
+        # the other model versions' partitions that this run's notices name: recorded as waiting
+        # for their version's next run (the scores view leaves their tweets out meanwhile), since a
+        # version that no longer runs would otherwise show deleted tweets for ever
+        others_waiting = {}
+        for vdir in sorted((out / "scores").glob("model_version=*")):
+            other = vdir.name[len("model_version="):]
+            hit = del_dts & {p.name[3:] for p in vdir.glob("dt=*")} if other != version else set()
+            known = pending_deletes(str(out), other) if hit else {}
+            if hit - set(known):
+                others_waiting[other] = {**{d: run_id for d in hit}, **known}
         keep_old = [d for d in affected if d in existing]
         changed_paths = [files[r]["path"] for r in changed]
 
@@ -447,7 +459,9 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     summary = {**base, "noop": False, **counts, "scored": counts["to_score"], "rows_deleted": before - after,
                "rows_in_partitions": after, "rows_set_aside_in_partitions_written": set_aside,
                "partitions_written": affected, "partitions_purged": purged,
-               "partitions_waiting_for_deletes": len(deferred), "wall_seconds": round(wall, 3),
+               "partitions_waiting_for_deletes": len(deferred),
+               "other_versions_partitions_waiting_for_deletes": sum(len(w) for w in others_waiting.values()),
+               "wall_seconds": round(wall, 3),
                "scoring_seconds": round(score_seconds, 3), "model_rows": int(check["model_rows"]),
                "tweets_per_second": round(counts["to_score"] / wall, 2) if wall else None, "parse": parse_plan}
     accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
@@ -459,7 +473,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         raise RuntimeError(f"counts do not reconcile: {summary}")
     C.fault_point("before_commit")
     C.commit(out, {"run_id": run_id, "model_version": version, "moves": moves, "manifest_shards": shard_docs,
-                   "pending_deletes": pending,
+                   "pending_deletes": pending, "pending_deletes_of_other_versions": others_waiting,
                    "summary": summary}, on_metadata)
     return summary
 

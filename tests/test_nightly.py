@@ -317,3 +317,28 @@ def test_a_tweet_in_two_files_survives_the_redelivery_of_the_file_whose_row_was_
     clean_out = tmp_path / "clean"
     nightly(spark, arch, tiny_artifact, clean_out, "--from", DAYS[0], "--to", DAYS[1])
     assert_same_table(after, table(clean_out))
+
+
+def test_notices_a_new_version_reads_reach_the_old_versions_partitions(spark, archive, tiny_artifact, tmp_path):
+    """Version 1 scores day 1, then version 2 takes over the later days, whose notices delete day-1
+    tweets: those wait for version 1's partition (recorded for it), and the scores view leaves
+    them out for both versions, as it would had version 1 gone on."""
+    from sentiment_core.tables import pending_deletes, read_table
+
+    day1_ids = {t["id_str"] for t in archive_lines(archive, DAYS[0]) if "delete" not in t}
+    late = {t["delete"]["status"]["id_str"] for day in DAYS[1:] for t in archive_lines(archive, day)
+            if "delete" in t and t["delete"]["status"]["id_str"] in day1_ids}
+    assert late
+    out = tmp_path / "out"
+    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+    old_version = json.loads((tiny_artifact / "metadata.json").read_text())["model_version"]
+    v2 = tmp_path / "v2"
+    shutil.copytree(tiny_artifact, v2)
+    (v2 / "metadata.json").write_text(json.dumps({**json.loads((v2 / "metadata.json").read_text()),
+                                                  "model_version": old_version + "-v2"}))
+    s = nightly(spark, archive, v2, out, "--from", DAYS[1], "--to", DAYS[2])
+    assert s["other_versions_partitions_waiting_for_deletes"] == 1
+    assert list(pending_deletes(str(out), old_version)) == [DAYS[0]]
+    assert late <= set(table(out).query("model_version == @old_version")["tweet_id"])  # still in the files
+    view = read_table(spark, str(out), "scores").where(f"model_version = '{old_version}'")
+    assert not late & {r["tweet_id"] for r in view.select("tweet_id").collect()}
