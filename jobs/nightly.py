@@ -403,7 +403,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
                                                 .parquet(*aside_dirs).select(*new_rows.columns))
             if changed_paths:  # a changed file's old rows; a day tar's rows name "<tar>!/<member>"
                 old_rows = old_rows.where(~input_file().isin(changed_paths))
-            merged = old_rows.select(*new_rows.columns).unionByName(merged)
+            merged = old_rows.unionByName(merged)
         # one row per id: the first by file, as one clean run over all the files keeps it
         w = Window.partitionBy("tweet_id").orderBy("source_file", "run_id", "score")
         ranked = merged.withColumn("_rn", F.row_number().over(w)).persist(StorageLevel.MEMORY_AND_DISK)

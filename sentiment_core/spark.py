@@ -595,7 +595,8 @@ def read_parquet_tables(spark, paths: Sequence[str], columns: dict) -> list:
     """Parquet tweet tables as record frames: one, read with the files' schemas merged (a column
     that only later files have is null in the earlier ones, not dropped); where the files
     disagree on a column's type (an id written as int64 one day and as text the next), one frame
-    per schema, each mapped on its own."""
+    per schema, each mapped on its own. Sets PARQUET_NANOS_CONF on the session (it changes only
+    how TIMESTAMP(NANOS) columns read, which Spark otherwise refuses)."""
     spark.conf.set(PARQUET_NANOS_CONF, "true")
     try:
         return [map_table(spark.read.option("mergeSchema", "true").parquet(*paths), columns)]
