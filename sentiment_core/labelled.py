@@ -356,14 +356,16 @@ def semeval_text(field: str) -> str:
     return text
 
 
-def _csv_header(data: _Data, delim: str) -> list[str]:
-    """A CSV/TSV table's column names, from its first line (read apart so that a missing column
-    is named before any row is parsed, and only the named columns are converted)."""
+def _csv_header(data: _Data) -> tuple[list[str], str]:
+    """A CSV/TSV table's column names and separator (``readers.table_separator``), from its first
+    line (read apart so that a missing column is named before any row is parsed, and only the
+    named columns are converted)."""
     import csv
 
     with data.open() as f:
-        first = f.readline(1 << 20).removeprefix(_BOM)
-    return next(csv.reader([s140.decode(first)[0].rstrip("\r\n")], delimiter=delim), [])
+        first = s140.decode(f.readline(1 << 20).removeprefix(_BOM))[0].rstrip("\r\n")
+    delim = readers.table_separator(data.name, first)
+    return next(csv.reader([first], delimiter=delim), []), delim
 
 
 def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_col: str, id_col: str | None,
@@ -380,9 +382,7 @@ def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_c
         names = pf.schema_arrow.names
         batches = lambda: pf.iter_batches(batch_size=chunk_rows, columns=wanted)  # noqa: E731
     else:
-        suffixes = [x.lower() for x in Path(data.name).suffixes]
-        delim = "\t" if {".tsv", ".tab"} & set(suffixes[-2:]) else ","
-        names = _csv_header(data, delim)
+        names, delim = _csv_header(data)
         # the named columns only, as bytes: decoded here with invalid bytes replaced and counted,
         # where pyarrow refuses the whole file at the first byte that is not UTF-8
         batches = lambda: pacsv.open_csv(  # noqa: E731

@@ -804,6 +804,21 @@ class _Slice(_Wrapped):
 TAR_MEMBER_SEP = "!/"  # source_file of an archive's member: "<tar or zip path>!/<member name>"
 
 
+def table_separator(name: str, header: str) -> str:
+    """A CSV/TSV table's field separator: a tab for ``*.tsv`` / ``*.tab``; else a comma, unless the
+    header line (outside its quoted names) has none and uses ``;`` (Excel's CSV where the decimal
+    mark is a comma), a tab or ``|``."""
+    base = name.lower().rsplit("/", 1)[-1]
+    if ".tsv" in base or ".tab" in base:
+        return "\t"
+    bare = re.sub(r'"[^"]*"', "", header)
+    if "," in bare:
+        return ","
+    counts = {sep: bare.count(sep) for sep in (";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
 def member_path(archive: str, name: str) -> str:
     """How an archive's member is named, as a source file and as training data: ``<archive>!/<name>``."""
     return f"{archive}{TAR_MEMBER_SEP}{name}"

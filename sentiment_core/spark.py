@@ -358,7 +358,7 @@ def csv_tables(files: Sequence[str], required: bool = False, skip=frozenset(),
                 raise ValueError(f"--format csv: {path} is not a CSV table with a header line (Sentiment140's CSV "
                                  "has none: use --format sentiment140 or auto)")
             continue
-        sep = "\t" if ".tsv" in (member[0] if member else path).lower().rsplit("/", 1)[-1] else ","
+        sep = readers.table_separator(member[0] if member else path, header)
         out[(path, member)] = (sep, header)
     return out
 

@@ -294,3 +294,17 @@ def test_prepare_drops_holdout_by_text_where_tables_have_no_ids(tmp_path):
     src = Source(str(data), "table", text_col="tweet", label_col="sentiment", id_col="tweet_id")
     summary = prepare([src], tmp_path / "out", seed=42, holdout=[Source(str(held))])
     assert summary["dropped"]["in_holdout"] == 10 and summary["kept"] == 30
+
+
+def test_semicolon_tables_as_european_excel_writes_them(tmp_path):
+    from sentiment_core.readers import table_separator
+
+    semi = tmp_path / "excel.csv"
+    semi.write_text('id;text;label\n1;"good, very good";positive\n2;bad;negative\n')
+    chunks = list(read_labelled(str(semi), "auto", id_col="id"))
+    assert [(c.ids, c.texts, c.labels) for c in chunks] == [(["1", "2"], ["good, very good", "bad"], [1, 0])]
+    assert table_separator("t.csv", 'id,"a;b",text') == ","
+    assert table_separator("t.csv", '"id";"text, full"') == ";"
+    assert table_separator("t.csv.gz", "id|text") == "|"
+    assert table_separator("x/t.tsv", "id,text") == "\t"
+    assert table_separator("t.csv", "text") == ","

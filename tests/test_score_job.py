@@ -417,6 +417,10 @@ def test_sentiment140_with_a_header_line_reads_as_the_headerless_file(spark, tmp
 
     got = tweets(with_header)
     assert got == tweets(FIXTURES / "sentiment140_300.csv") and len(got) == 300
+    semi = tmp_path / "semicolons.csv"  # European Excel's CSV: fields separated by ';'
+    semi.write_text("id;created_at;text\n7;2021-01-01T07:29:00Z;\"so good, really\"\n")
+    assert [tuple(r) for r in read_records(spark, [str(semi)]).select("kind", "tweet_id", "text").collect()] == [
+        ("tweet", "7", "so good, really")]
     quoted = tmp_path / "quoted_header.csv"  # the header quoted as the rows are (pandas' QUOTE_ALL): not a reject
     quoted.write_bytes(b'"target","ids","date","flag","user","text"\n' + (FIXTURES / "sentiment140_300.csv").read_bytes())
     assert tweets(quoted) == got
