@@ -137,7 +137,7 @@ def _is_parquet(data: _Data) -> bool:
     if data.member is not None:
         return False
     with open(data.file, "rb") as f:
-        return f.read(4) == b"PAR1"
+        return f.read(len(readers.PARQUET_MAGIC)) == readers.PARQUET_MAGIC
 
 
 def _lines(f) -> Iterator[bytes]:
@@ -183,7 +183,7 @@ def label_key(value) -> str:
     """A label value as the label tables know it: stripped, lower-cased, a whole float as its
     integer (``1.0`` -> ``1``: pandas writes an integer column with gaps as floats)."""
     key = str(value).strip().lower()
-    return str(int(float(key))) if _WHOLE_FLOAT.fullmatch(key) else key
+    return str(int(float(key))) if "." in key and _WHOLE_FLOAT.fullmatch(key) else key
 
 
 # numeric labels whose meaning depends on the dataset: 0/1/2 is negative/neutral/positive in tweet_eval

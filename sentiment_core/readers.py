@@ -424,9 +424,6 @@ def parse_v2_line(line: str, source_file: str, line_no: int) -> list[Record]:
 # Sentiment140 CSV
 # --------------------------------------------------------------------------------------------
 
-_S140_HEADER = ("target", "ids", "date", "flag", "user", "text")
-
-
 def parse_sentiment140_line(line: str, source_file: str, line_no: int) -> list[Record]:
     """One Sentiment140 CSV line -> [tweet] or [reject]; [] for a blank line. Label ignored."""
     if not line.strip():
@@ -434,7 +431,7 @@ def parse_sentiment140_line(line: str, source_file: str, line_no: int) -> list[R
     fields = s140.split_line(line)
     if fields is None:
         return [_reject(line, source_file, line_no, schema.BAD_FIELD_COUNT)]
-    if line_no == 1 and [f.strip().lower() for f in fields] == list(_S140_HEADER):
+    if line_no == 1 and tuple(f.strip().lower() for f in fields) == s140.HEADER:
         return []  # a mirror's header line, quoted as pandas' QUOTE_ALL writes it: not a record
     tweet_id = fields[s140.IDS].strip()
     if not tweet_id:
@@ -543,7 +540,7 @@ def _classify(line: str, columns: tuple = ()) -> str | None:
         return None
     if text[0] == '"':  # six quoted fields, the first a Sentiment140 target (not a quoted CSV header)
         fields = s140.split_line(text)
-        return "sentiment140" if fields is not None and fields[s140.TARGET] in ("0", "2", "4") else None
+        return "sentiment140" if fields is not None and fields[s140.TARGET] in s140.TARGET_TO_LABEL else None
     if text[0] != "{":
         return None
     try:
@@ -1192,10 +1189,11 @@ def count_newlines(path: str, start: int, end: int) -> int:
 STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
 
 
+PARQUET_MAGIC = b"PAR1"  # a Parquet file's first (and last) bytes
 # what a file whose bytes are not text (after decompression) is, by its first bytes; each is one
 # reject that says what it is and what to do, not a reject per line of binary
 _ARCHIVE_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"),
-                  (b"Rar!\x1a\x07", "rar"), (b"\x04\x22\x4d\x18", "lz4"), (b"PAR1", "parquet"),
+                  (b"Rar!\x1a\x07", "rar"), (b"\x04\x22\x4d\x18", "lz4"), (PARQUET_MAGIC, "parquet"),
                   (b"\xff\xfe", "utf16"), (b"\xfe\xff", "utf16"))
 _ARCHIVE_ADVICE = {
     "tar": "a tar archive inside another archive: the jobs read the members of the tars they are given; "

@@ -13,6 +13,8 @@ import datetime as _dt
 
 N_FIELDS = 6
 TARGET, IDS, DATE, FLAG, USER, TEXT = range(N_FIELDS)
+# the header line some mirrors add (the published file has none)
+HEADER = ("target", "ids", "date", "flag", "user", "text")
 
 # The timezone abbreviations that occur in the published files (Twitter's servers were in
 # California); anything else is a bad timestamp rather than a guess.
