@@ -298,6 +298,42 @@ def test_truncated_bz2(tmp_path):
     _check_truncated(path)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bz2_decoded_by_blocks_in_threads_gives_the_library_bytes(tmp_path, monkeypatch, threads):
+    # one stream of several 100k blocks, then more streams (as pbzip2 writes): every block decoded
+    # in threads and put back in order, byte for byte what bz2 gives
+    monkeypatch.setattr(readers, "_BZ2_THREADS", threads)
+    import random
+
+    rng = random.Random(7)
+    text = b"".join(b"%d %s\n" % (i, bytes(rng.choice(b"abcdefgh ") for _ in range(60))) for i in range(12_000))
+    data = bz2.compress(text, compresslevel=1) + bz2.compress(b"tail\n") + bz2.compress(b"")
+    assert len(readers._bit_find(data, readers._BZ2_BLOCK)) >= 5
+    path = tmp_path / "blocks.txt.bz2"
+    path.write_bytes(data)
+    with readers.open_data(str(path)) as f:
+        assert f.read() == text + b"tail\n"
+    assert [line for _, line in readers.open_lines(str(path))] == (text + b"tail\n").splitlines()
+
+
+def test_a_damaged_bz2_stream_is_a_reject_after_the_lines_before_it(tmp_path):
+    # a stream in the middle of a pbzip2-style file that does not decode: the lines before it,
+    # then one truncated_file reject (bz2.BZ2File takes it for trailing garbage and ends there
+    # without a word, losing the 16 lines after it)
+    lines = V1_SAMPLE.read_bytes().splitlines(keepends=True)
+    data = bytearray(b"".join(bz2.compress(b"".join(lines[i:i + 4])) for i in range(0, len(lines), 4)))
+    middle = readers._bit_find(bytes(data), readers._BZ2_BLOCK)[3] // 8
+    data[middle + 1000:middle + 1010] = b"\xff" * 10
+    path = tmp_path / "damaged.jsonl.bz2"
+    path.write_bytes(bytes(data))
+    recs = records(path, source_file="s")
+    assert recs[-1][0] == "reject" and recs[-1][1]["reason"] == schema.TRUNCATED_FILE
+    assert recs[:-1] == records(V1_SAMPLE, source_file="s")[:12]
+    header_only = tmp_path / "header.jsonl.bz2"
+    header_only.write_bytes(bytes(data[:4]))
+    assert [r["reason"] for _, r in records(header_only, source_file="s")] == [schema.TRUNCATED_FILE]
+
+
 def _check_truncated(path):
     recs = records(path, source_file="s")
     kind, last = recs[-1]
