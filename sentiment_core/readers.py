@@ -876,9 +876,9 @@ def _decompressed(raw, magic: bytes):
     if magic.startswith(_GZIP):
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if magic.startswith(_BZIP2):
-        return io.BufferedReader(_Bz2Blocks(raw), buffer_size=_CHUNK)
+        return io.BufferedReader(_Decoded(_bz2_decoded(raw), raw), buffer_size=_CHUNK)
     if magic.startswith(_XZ):
-        return lzma.LZMAFile(raw, mode="rb")
+        return io.BufferedReader(_Decoded(_streams(raw, lzma.LZMADecompressor, padding=b"\0"), raw), buffer_size=_CHUNK)
     if magic.startswith(_ZSTD):
         return io.BufferedReader(_Zstd(raw), buffer_size=_CHUNK)
     return raw
@@ -1130,60 +1130,68 @@ def _bz2_blocks(raw, start: int, threads: int | None = None) -> Iterator[tuple[i
             yield bit, done.result()
 
 
-def _bz2_streams(raw) -> Iterator[bytes]:
-    """The decompressed bytes of bzip2 streams one after another, read in order. Unlike
-    ``bz2.BZ2File``, which takes a stream after the first that does not decode for trailing
-    garbage and ends there without a word (losing the rest of a pbzip2 file), any stream that
-    does not decode raises OSError, and one cut short EOFError."""
-    dec = bz2.BZ2Decompressor()
+def _streams(raw, decompressor: Callable, padding: bytes = b"") -> Iterator[bytes]:
+    """The decompressed bytes of compressed streams one after another (bzip2 or xz files
+    concatenated, as pbzip2 writes them), read in order; ``padding``: a byte that may lie between
+    and after streams (xz's stream padding). Unlike ``bz2.BZ2File`` and ``lzma.LZMAFile``, which
+    take a stream after the first that does not decode for trailing garbage and end there without
+    a word (losing the rest of the file), any stream that does not decode raises OSError (or
+    lzma.LZMAError, one of them), and one cut short EOFError."""
+    dec, started = decompressor(), False
     while chunk := raw.read(_CHUNK):
         while chunk:
             if dec.eof:
-                dec = bz2.BZ2Decompressor()
+                if padding:
+                    chunk = chunk.lstrip(padding)
+                    if not chunk:
+                        break
+                dec = decompressor()
             out = dec.decompress(chunk)
+            started = True
             if out:
                 yield out
             chunk = dec.unused_data if dec.eof else b""
-    if not dec.eof:
+    if started and not dec.eof:
         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
 
 
-class _Bz2Blocks(io.RawIOBase):
+def _bz2_decoded(raw) -> Iterator[bytes]:
     """A bzip2 file (any number of streams, as pbzip2 and the Internet Archive's grabs write them)
     decompressed. A seekable one that ends in the end-of-stream magic is decoded by blocks in
     threads (:func:`_bz2_blocks`): on this machine the real v1.1 minute file in 0.8 s against 1.5
     s. Any other, or from a block that does not decode (a damaged file, or a block magic that is
-    only data), stream by stream (:func:`_bz2_streams`), so that an error comes where the file
+    only data), stream by stream (:func:`_streams`), so that an error comes where the file
     breaks, after every line before it."""
-
-    def __init__(self, raw):
-        self._raw = raw
-        self._chunks = self._decoded()
-        self._buf, self._pos = b"", 0
-
-    def _decoded(self) -> Iterator[bytes]:
-        given = 0
-        if _seekable(self._raw):
+    given = 0
+    if _seekable(raw):
+        try:
+            raw.seek(-16, io.SEEK_END)
+            whole = bool(_bit_find(raw.read(16), _BZ2_EOS))
+        except OSError:  # shorter than 16 bytes
+            whole = False
+        if whole:
             try:
-                self._raw.seek(-16, io.SEEK_END)
-                whole = bool(_bit_find(self._raw.read(16), _BZ2_EOS))
-            except OSError:  # shorter than 16 bytes
-                whole = False
-            if whole:
-                try:
-                    for _, data in _bz2_blocks(self._raw, 0):
-                        yield data
-                        given += len(data)
-                    return
-                except (OSError, EOFError):
-                    pass
-            self._raw.seek(0)
-        for data in _bz2_streams(self._raw):
-            if given:  # what the blocks gave already
-                skip = min(given, len(data))
-                data, given = data[skip:], given - skip
-            if data:
-                yield data
+                for _, data in _bz2_blocks(raw, 0):
+                    yield data
+                    given += len(data)
+                return
+            except (OSError, EOFError):
+                pass
+        raw.seek(0)
+    for data in _streams(raw, bz2.BZ2Decompressor):
+        if given:  # what the blocks gave already
+            skip = min(given, len(data))
+            data, given = data[skip:], given - skip
+        if data:
+            yield data
+
+
+class _Decoded(io.RawIOBase):
+    """Chunks of bytes from an iterator as a readable stream that closes ``raw`` with it."""
+
+    def __init__(self, chunks: Iterator[bytes], raw):
+        self._chunks, self._raw = chunks, raw
+        self._buf, self._pos = b"", 0
 
     def readable(self) -> bool:
         return True
@@ -1200,7 +1208,7 @@ class _Bz2Blocks(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._chunks.close()
+            getattr(self._chunks, "close", lambda: None)()
             self._raw.close()
         super().close()
 
@@ -1301,8 +1309,9 @@ def count_newlines(path: str, start: int, end: int) -> int:
 # reading files
 # --------------------------------------------------------------------------------------------
 
-# ValueError: pyarrow.lib.ArrowInvalid (a bad URI) and I/O on a broken stream
-STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError)
+# ValueError: pyarrow.lib.ArrowInvalid (a bad URI) and I/O on a broken stream;
+# lzma.LZMAError: a damaged xz file
+STREAM_ERRORS = (EOFError, OSError, zlib.error, ValueError, lzma.LZMAError)
 
 
 PARQUET_MAGIC = b"PAR1"  # a Parquet file's first (and last) bytes

@@ -334,6 +334,31 @@ def test_a_damaged_bz2_stream_is_a_reject_after_the_lines_before_it(tmp_path):
     assert [r["reason"] for _, r in records(header_only, source_file="s")] == [schema.TRUNCATED_FILE]
 
 
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress])
+def test_a_damaged_stream_after_the_first_is_a_reject_not_the_end_of_the_file(tmp_path, compress):
+    # bz2.BZ2File and lzma.LZMAFile take a stream after the first that does not decode for
+    # trailing garbage and stop there without a word; here the reader says where the file broke
+    lines = V1_SAMPLE.read_bytes().splitlines(keepends=True)
+    streams = [compress(b"".join(lines[i:i + 4])) for i in range(0, len(lines), 4)]
+    damaged = bytearray(streams[3])
+    damaged[len(damaged) // 2:len(damaged) // 2 + 8] = b"\xff" * 8
+    path = tmp_path / "damaged.jsonl.bin"
+    path.write_bytes(b"".join(streams[:3]) + bytes(damaged) + b"".join(streams[4:]))
+    recs = records(path, source_file="s")
+    assert recs[-1][0] == "reject" and recs[-1][1]["reason"] == schema.TRUNCATED_FILE
+    assert recs[:-1] == records(V1_SAMPLE, source_file="s")[:len(recs) - 1]
+    assert 12 <= len(recs) - 1 < 16
+
+
+def test_xz_stream_padding_is_read_past(tmp_path):
+    # xz allows null bytes (in fours) between and after streams
+    lines = V1_SAMPLE.read_bytes().splitlines(keepends=True)
+    pad = b"\0" * 8
+    path = tmp_path / "padded.jsonl.xz"
+    path.write_bytes(lzma.compress(b"".join(lines[:10])) + pad + lzma.compress(b"".join(lines[10:])) + pad)
+    assert records(path, source_file="s") == records(V1_SAMPLE, source_file="s")
+
+
 def _check_truncated(path):
     recs = records(path, source_file="s")
     kind, last = recs[-1]
