@@ -230,8 +230,9 @@ def test_weight_average_tracks_the_steps_and_swaps_back():
 
 
 def test_weight_average_run_keeps_the_better_weights(tmp_path, tiny_base):
-    """With --ema-decay each epoch scores the averaged weights beside the raw ones; the kept
-    model is the one with the lowest validation loss of all, and it is what the artifact holds."""
+    """With --ema-decay each epoch scores the averaged weights beside the raw ones, and each epoch
+    after the first the mean of the best weights so far and its own; the kept model is the one
+    with the lowest validation loss of all, and it is what the artifact holds."""
     from training.train import main
 
     out = tmp_path / "run"
@@ -240,8 +241,9 @@ def test_weight_average_run_keeps_the_better_weights(tmp_path, tiny_base):
     with open(out / "logs" / "epochs.csv") as f:
         epochs = list(csv.DictReader(f))
     assert len(epochs) == 2 and all(e["val_loss_ema"] and e["val_accuracy_ema"] for e in epochs)
-    losses = {(int(e["epoch"]), kind): float(e["val_loss" if kind == "raw" else "val_loss_ema"])
-              for e in epochs for kind in ("raw", "ema")}
+    assert not epochs[0]["val_loss_average"] and epochs[1]["val_loss_average"]
+    column = {"raw": "val_loss", "ema": "val_loss_ema", "average": "val_loss_average"}
+    losses = {(int(e["epoch"]), kind): float(e[col]) for e in epochs for kind, col in column.items() if e[col]}
     (best_epoch, kind), best = min(losses.items(), key=lambda kv: kv[1])
     meta = json.loads((out / "artifact" / "metadata.json").read_text())
     assert (meta["training"]["best_epoch"], meta["training"]["kept_weights"]) == (best_epoch, kind)
@@ -257,6 +259,8 @@ def test_runs_started_before_the_weight_average_still_resume():
     base = ["--data", str(DATA), "--output-dir", "x"]
     assert "ema_decay" not in parse_args(base).resume_key()
     assert parse_args(base + ["--ema-decay", "0.99"]).resume_key()["ema_decay"] == 0.99
+    assert "average_best" not in parse_args(base).resume_key()  # on by default since 2026-11-30
+    assert parse_args(base + ["--no-average-best"]).resume_key()["average_best"] is False
 
 
 def test_dense_embedding_gradients_give_the_sparse_update(tiny_base):

@@ -10,7 +10,8 @@ log = logging.getLogger(__name__)
 STEP_FIELDS = ["global_step", "epoch", "step", "loss", "accuracy", "learning_rate", "examples_per_sec",
                "val_loss", "val_accuracy"]
 EPOCH_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_roc_auc", "seconds",
-                "examples_per_sec", "best", "val_loss_ema", "val_accuracy_ema", "kept"]
+                "examples_per_sec", "best", "val_loss_ema", "val_accuracy_ema", "kept", "val_loss_average",
+                "val_accuracy_average"]
 
 
 class CsvLog:
