@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import lzma
 import os
 import re
 from collections import Counter
@@ -149,6 +150,14 @@ def _lines(f) -> Iterator[bytes]:
         yield raw
 
 
+_DAMAGED = (EOFError, OSError, lzma.LZMAError)  # gzip/bzip2/xz/zstd cut short, or damaged bytes
+
+
+def _damaged(path, rows: int, exc: BaseException) -> ValueError:
+    return ValueError(f"{path}: the file ends early or is damaged after {rows} rows ({exc}); "
+                      "download or compress it again")
+
+
 def _detect_format(data: _Data) -> str:
     if _is_parquet(data):
         return "table"
@@ -202,7 +211,12 @@ def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, 
     SemEval files have fixed labels: a map given for the tables beside them leaves them alone."""
     data = _resolve(path)
     stats = stats if stats is not None else ReadStats()
-    fmt = _detect_format(data) if fmt == "auto" else fmt
+    try:
+        fmt = _detect_format(data) if fmt == "auto" else fmt
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except _DAMAGED as exc:
+        raise _damaged(path, 0, exc) from exc
     if label_map and fmt != "table":
         log.warning("%s is a %s file, whose labels are fixed: --label-map applies to table files only", path, fmt)
     if fmt == "sentiment140":
@@ -219,9 +233,8 @@ def read_labelled(path: str, fmt: str = "auto", stats: ReadStats | None = None, 
             yield chunk
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
-    except (EOFError, OSError) as exc:  # gzip/bzip2/xz/zstd cut short, or damaged bytes
-        raise ValueError(f"{path}: the file ends early or is damaged after {stats.rows} rows ({exc}); "
-                         "download or compress it again") from exc
+    except _DAMAGED as exc:
+        raise _damaged(path, stats.rows, exc) from exc
     except ValueError as exc:  # pyarrow's CSV and Parquet errors name neither the file nor what to do
         if str(path) in str(exc):
             raise

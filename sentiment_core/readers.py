@@ -1130,6 +1130,11 @@ def _bz2_blocks(raw, start: int, threads: int | None = None) -> Iterator[tuple[i
             yield bit, done.result()
 
 
+# compressed bytes given to a decompressor at a time: what a damaged stream takes with it from
+# before the break is the output of one call
+_STREAM_READ = 64 << 10
+
+
 def _streams(raw, decompressor: Callable, padding: bytes = b"") -> Iterator[bytes]:
     """The decompressed bytes of compressed streams one after another (bzip2 or xz files
     concatenated, as pbzip2 writes them), read in order; ``padding``: a byte that may lie between
@@ -1138,7 +1143,7 @@ def _streams(raw, decompressor: Callable, padding: bytes = b"") -> Iterator[byte
     a word (losing the rest of the file), any stream that does not decode raises OSError (or
     lzma.LZMAError, one of them), and one cut short EOFError."""
     dec, started = decompressor(), False
-    while chunk := raw.read(_CHUNK):
+    while chunk := raw.read(_STREAM_READ):
         while chunk:
             if dec.eof:
                 if padding:

@@ -262,6 +262,14 @@ def test_byte_order_mark_cut_files_and_unclosed_quotes(tmp_path):
     cut.write_bytes(packed[:len(packed) // 2])
     with pytest.raises(ValueError, match="cut.csv.gz: the file ends early or is damaged"):
         list(read_labelled(str(cut)))
+    import lzma
+
+    damaged = tmp_path / "damaged.csv.xz"  # LZMAError, not an OSError: it used to be a traceback
+    packed = bytearray(lzma.compress(S140_BYTES * 50))
+    packed[len(packed) // 2:len(packed) // 2 + 8] = b"\xff" * 8
+    damaged.write_bytes(bytes(packed))
+    with pytest.raises(ValueError, match="damaged.csv.xz: the file ends early or is damaged"):
+        list(read_labelled(str(damaged)))
     quotes = tmp_path / "quotes.csv"  # a quote never closed runs on to the end: its lines are counted, not lost
     quotes.write_text('text,label\ngood morning,positive\n"unclosed starts here,negative\nhate mondays,negative\n'
                       'sunny again,positive\n')
