@@ -1099,10 +1099,18 @@ def _bz2_segments(raw, start: int) -> Iterator[tuple[int, bytes, int, int]]:
         buf, base, scanned, start = buf[keep:], base + keep, max(0, scanned - keep), base + keep
 
 
-# blocks decoded at once, in threads (bzip2 lets go of the GIL while it decodes): a one-file
-# task, the scoring job's fixed cost on a small archive, would otherwise leave the other core
-# idle (bench.split_read)
+# blocks of one bzip2 file decoded at once, in threads (bzip2 lets go of the GIL while it
+# decodes): a one-file task, the scoring job's fixed cost on a small archive, would otherwise
+# leave the other core idle. Where every core has a task of its own they only get in each
+# other's way (two processes reading the minute file side by side: 2.4-3.9 s with two threads
+# each against 1.9-2.2 s with one), so the Spark parse sets 1 there (set_decode_threads)
 _BZ2_THREADS = 2
+
+
+def set_decode_threads(n: int) -> None:
+    """The threads that decode one bzip2 file's blocks in this process from now on (default 2)."""
+    global _BZ2_THREADS
+    _BZ2_THREADS = max(1, int(n))
 
 
 def _bz2_blocks(raw, start: int, threads: int | None = None) -> Iterator[tuple[int, bytes]]:

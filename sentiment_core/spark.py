@@ -134,14 +134,16 @@ class TaskItems:
         return pickle.loads(self._blob[self._offsets[task]:self._offsets[task + 1]])
 
 
-def parse_units(units: list[list[tuple]], chunk: int = 10_000, columns: tuple = ()):
+def parse_units(units: list[list[tuple]], chunk: int = 10_000, columns: tuple = (), decode_threads: int = 1):
     """mapInPandas body over ``spark.range(len(units))``: task ``i`` parses ``units[i]``, each a
     ``(path, fmt, byte_range or None, newlines_before, archive member or None)``, into record rows,
     streamed in chunks. ``columns``: (field, name) pairs for other tools' tweet objects
-    (``readers.read_numbered``)."""
+    (``readers.read_numbered``). ``decode_threads``: threads per bzip2 file (more than 1 only
+    where the tasks leave cores idle)."""
     units = TaskItems(units)
 
     def parse(ids: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        readers.set_decode_threads(decode_threads)
         for batch in ids:
             for task in batch["id"]:
                 for path, fmt, byte_range, newlines_before, member in units[task]:
@@ -550,8 +552,10 @@ def read_records(spark, paths: Sequence[str], fmt: str = "auto", columns: dict |
             # one partition per task and no shuffle: spark.range's rows are the task numbers, each
             # task's units travel in the (broadcast) function
             named = tuple((k, v) for k, v in (columns or {}).items() if v)  # --id-col ...: JSON objects too
-            frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(parse_units(tasks, columns=named),
-                                                                                 RECORD_DDL))
+            # two threads per bzip2 file where each task has two slots to itself (one minute file)
+            stats["decode_threads"] = 2 if 2 * len(tasks) <= spark.sparkContext.defaultParallelism else 1
+            body = parse_units(tasks, columns=named, decode_threads=stats["decode_threads"])
+            frames.append(spark.range(0, len(tasks), 1, len(tasks)).mapInPandas(body, RECORD_DDL))
     stats["csv_tables"] = len(tables)
     if plan is not None:  # the caller's run summary
         plan.update(stats)

@@ -220,9 +220,13 @@ def test_read_records_cuts_a_large_bzip2_file_at_its_blocks(spark, tmp_path):
     path.write_bytes(bz2.compress(data, 1))  # 100 kB blocks
     cols = ["kind", "tweet_id", "reason", "raw", "text", "source_file", "created_at", "dt"]
 
+    threads = {}
+
     def read(split: bool):
         spark.conf.set(SPLIT_FILES_CONF, str(split).lower())
-        df = read_records(spark, [str(path)])
+        plan: dict = {}
+        df = read_records(spark, [str(path)], plan=plan)
+        threads[split] = plan["decode_threads"]
         rows = df.select(*cols, "line_no").collect()
         return df.rdd.getNumPartitions(), sorted((tuple(r[:-1]) for r in rows), key=lambda r: tuple(map(str, r))), rows
 
@@ -239,6 +243,9 @@ def test_read_records_cuts_a_large_bzip2_file_at_its_blocks(spark, tmp_path):
             spark.conf.unset(key)
     assert (n_split, n_whole) == (len(tasks), 1)
     assert split_rows == whole_rows and len(split_rows) > 200
+    # read whole, the file's one task decodes its blocks in two threads (local[2] has a slot to
+    # spare); cut into ranges, every slot has a task and each decodes in one
+    assert threads == {True: 1, False: 2}
     # tweets keep the file's order in their order keys
     order = [r["tweet_id"] for r in sorted(raw_split, key=lambda r: r["line_no"] or 0) if r["kind"] == "tweet"]
     assert order == [r["tweet_id"] for r in sorted(raw_whole, key=lambda r: r["line_no"] or 0) if r["kind"] == "tweet"]
@@ -582,7 +589,8 @@ def test_job_mixed_inputs_summary_reconciles(mixed_run, tiny_artifact):
     assert s["reconciled"] is True
     assert s["files"] == 5 and s["files_with_records"] == 5
     # 5 small files, 2 a task, but no idle slot of local[2]: 3 tasks, none cut into ranges
-    assert (s["parse"]["files"], s["parse"]["tasks"], s["parse"]["split_files"]) == (5, 3, 0)
+    assert (s["parse"]["files"], s["parse"]["tasks"], s["parse"]["split_files"], s["parse"]["decode_threads"]) == \
+        (5, 3, 0, 1)
     assert s["model_version"] == meta["model_version"]
     assert s["records_read"] == exp["records_read"]
     assert s["tweets_read"] == len(tweets)
