@@ -638,48 +638,18 @@ class _Closing(_Wrapped):
                 other.close()
 
 
-class _Zstd(_Wrapped):
+def _zstd_frames(raw) -> Iterator[bytes]:
     """zstd frames one after another (pzstd and ``zstd -T`` write several) decompressed, with windows
-    up to ZSTD_MAX_WINDOW. A stream that ends inside a frame raises EOFError and a damaged one
-    OSError, as gzip and bzip2 do (zstandard's own stream reader stops at a cut without a word)."""
+    up to ZSTD_MAX_WINDOW, by :func:`_streams`: a stream that ends inside a frame raises EOFError
+    and a damaged one OSError, as gzip and bzip2 do (zstandard's own stream reader stops at a cut
+    without a word)."""
+    import zstandard  # lazy: only for zstd files
 
-    _IN = 1 << 18  # compressed bytes per step: what one step gives out stays a few MB
-
-    def __init__(self, stream):
-        import zstandard  # lazy: only for zstd files
-
-        super().__init__(stream)
-        self._error = zstandard.ZstdError
-        self._dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
-        self._frame = None  # the decompressor of the frame under way
-        self._out, self._pos = b"", 0
-
-    def readinto(self, buf) -> int:
-        while self._pos >= len(self._out):
-            data = self._stream.read(self._IN)
-            if not data:
-                if self._frame is not None:
-                    raise EOFError("zstd stream ended before the end of its frame")
-                return 0
-            self._out, self._pos = self._decompress(data), 0
-        n = min(len(buf), len(self._out) - self._pos)
-        buf[:n] = memoryview(self._out)[self._pos:self._pos + n]
-        self._pos += n
-        return n
-
-    def _decompress(self, data: bytes) -> bytes:
-        parts = []
-        while data:
-            if self._frame is None:
-                self._frame = self._dctx.decompressobj()
-            try:
-                parts.append(self._frame.decompress(data))
-            except self._error as exc:
-                raise OSError(f"zstd: {exc}") from exc
-            data = b""
-            if self._frame.eof:  # the next frame starts in what is left
-                data, self._frame = self._frame.unused_data, None
-        return b"".join(parts)
+    dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+    try:
+        yield from _streams(raw, dctx.decompressobj)
+    except zstandard.ZstdError as exc:
+        raise OSError(f"zstd: {exc}") from exc
 
 
 def _scheme(path: str) -> str:
@@ -880,7 +850,7 @@ def _decompressed(raw, magic: bytes):
     if magic.startswith(_XZ):
         return io.BufferedReader(_Decoded(_streams(raw, lzma.LZMADecompressor, padding=b"\0"), raw), buffer_size=_CHUNK)
     if magic.startswith(_ZSTD):
-        return io.BufferedReader(_Zstd(raw), buffer_size=_CHUNK)
+        return io.BufferedReader(_Decoded(_zstd_frames(raw), raw), buffer_size=_CHUNK)
     return raw
 
 
@@ -914,8 +884,7 @@ def _open_decompressed(path: str, member: tuple[str, int, int] | None = None):
         elif member is not None:
             raw = io.BufferedReader(_Slice(raw, *member[1:]), buffer_size=_CHUNK)
         magic = raw.read(_MAGIC_BYTES)
-        seekable = getattr(raw, "seekable", lambda: False)()
-        if seekable:
+        if _seekable(raw):
             raw.seek(0)
         else:
             raw = io.BufferedReader(_Prefixed(magic, raw), buffer_size=_CHUNK)
@@ -1145,7 +1114,7 @@ _STREAM_READ = 64 << 10
 
 def _streams(raw, decompressor: Callable, padding: bytes = b"") -> Iterator[bytes]:
     """The decompressed bytes of compressed streams one after another (bzip2 or xz files
-    concatenated, as pbzip2 writes them), read in order; ``padding``: a byte that may lie between
+    concatenated, as pbzip2 writes them; zstd frames), read in order; ``padding``: a byte that may lie between
     and after streams (xz's stream padding). Unlike ``bz2.BZ2File`` and ``lzma.LZMAFile``, which
     take a stream after the first that does not decode for trailing garbage and end there without
     a word (losing the rest of the file), any stream that does not decode raises OSError (or
@@ -1199,15 +1168,14 @@ def _bz2_decoded(raw) -> Iterator[bytes]:
             yield data
 
 
-class _Decoded(io.RawIOBase):
-    """Chunks of bytes from an iterator as a readable stream that closes ``raw`` with it."""
+class _Decoded(_Wrapped):
+    """Chunks of bytes from an iterator (:func:`_streams`, :func:`_bz2_decoded`) as a readable
+    stream over ``stream``, which it closes."""
 
-    def __init__(self, chunks: Iterator[bytes], raw):
-        self._chunks, self._raw = chunks, raw
+    def __init__(self, chunks: Iterator[bytes], stream):
+        super().__init__(stream)
+        self._chunks = chunks
         self._buf, self._pos = b"", 0
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buf) -> int:
         while self._pos >= len(self._buf):
@@ -1215,14 +1183,13 @@ class _Decoded(io.RawIOBase):
             if not self._buf:
                 return 0
         n = min(len(buf), len(self._buf) - self._pos)
-        buf[:n] = self._buf[self._pos:self._pos + n]
+        buf[:n] = memoryview(self._buf)[self._pos:self._pos + n]
         self._pos += n
         return n
 
     def close(self) -> None:
         if not self.closed:
-            getattr(self._chunks, "close", lambda: None)()
-            self._raw.close()
+            self._chunks.close()
         super().close()
 
 
