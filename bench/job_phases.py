@@ -107,6 +107,10 @@ def main(argv=None) -> int:
                     print(f"    stage {st['stageId']:>3} {st.get('submissionTime', '')[11:23]} -> "
                           f"{st.get('completionTime', '')[11:23]} tasks {st['numTasks']} task run time "
                           f"{st['executorRunTime'] / 1000:.2f} s  {st.get('name', '')[:50]}")
+                    if st["numTasks"] > 1:  # an uneven stage leaves slots idle until its longest task ends
+                        tasks = rest(ui, app, f"stages/{st['stageId']}/{st['attemptId']}/taskList?length=1000")
+                        print("      tasks " + " / ".join(f"{t['duration'] / 1000:.2f}" for t in
+                                                          sorted(tasks, key=lambda t: t["index"])) + " s")
     finally:
         spark.stop()
         shutil.rmtree(out.parent, ignore_errors=True)
