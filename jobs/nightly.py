@@ -11,7 +11,9 @@ Snowflake id, so the notice names the partition to fix; ``--max-purges N`` rewri
 such earlier partitions per run and leaves the rest waiting, recorded, for later runs), and
 publishes everything with a journaled commit (``sentiment_core.commit``): a run killed at any
 point leaves the previous state readable and the next run finishes or discards its work. Running
-the same night twice is a no-op.
+the same night twice is a no-op, unless partitions wait for deletes: a run with nothing to score
+purges those (up to ``--max-purges``), so deleted tweets leave the files of a version whose archive
+stopped growing, or that another version took over, when it is run again.
 
 Archive layouts (``--layout auto`` detects): the Internet Archive grab ``YYYY/MM/DD/HH/MM.json.bz2``
 or its day files as downloaded (``twitter-stream-YYYY-MM-DD.tar``, read member by member),
@@ -295,7 +297,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     from pyspark.sql import functions as F
 
     from sentiment_core.artifact import load_metadata
-    from sentiment_core.spark import get_session, input_file, read_records, scoring_partitions
+    from sentiment_core.spark import RECORD_DDL, get_session, input_file, read_records, scoring_partitions
 
     t0 = time.perf_counter()
     meta = load_metadata(cfg.model)
@@ -319,7 +321,10 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
             "recovered_runs": ",".join(recovered), "config": dataclasses.asdict(cfg)}
     own = manifests.get(version, {})  # shard -> {relative path: entry}
     waiting = pending_deletes(str(out), version)  # partitions whose delete notices are not yet applied
-    if not new and not changed:
+    # nothing to score: the run still purges the partitions that wait for deletes (up to
+    # --max-purges), or tweets deleted at the source would stay in the files of a version whose
+    # archive stopped growing or that no longer scores new files (another version took over)
+    if not new and not changed and (not waiting or cfg.max_purges == 0):
         summary = {**base, "noop": True, "message": "nothing new or changed since the last run for this model version",
                    "partitions_waiting_for_deletes": len(waiting),
                    "records_read": 0, "scored": 0, "rejected": 0, "delete_notices": 0, "rows_deleted": 0,
@@ -336,8 +341,9 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     try:
         todo = [files[r]["path"] for r in new + changed]
         parse_plan: dict = {}
-        records = read_records(spark, todo, "auto", None, cfg.files_per_task,
-                               plan=parse_plan).persist(StorageLevel.MEMORY_AND_DISK)
+        # a purge-only run (no file to score) goes through the same steps with no records
+        records = (read_records(spark, todo, "auto", None, cfg.files_per_task, plan=parse_plan) if todo else
+                   spark.createDataFrame([], RECORD_DDL)).persist(StorageLevel.MEMORY_AND_DISK)
         counts = count_records(records, cfg.lang, files=len(todo))
         counts["files_with_records"] = files_with_records(records, counts)
         log.info("run %s: %d new + %d changed files: %s", run_id, len(new), len(changed), counts)

@@ -205,10 +205,31 @@ def test_deletes_of_earlier_days_can_wait_for_a_later_run(spark, archive, tiny_a
 
     view = {r["tweet_id"] for r in read_table(spark, str(out), "scores").select("tweet_id").collect()}
     assert not set(late) & view and view == set(table(out)["tweet_id"]) - set(late)  # the view leaves them out
-    assert nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1])["partitions_waiting_for_deletes"] == 1
+    again = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1], "--max-purges", "0")
+    assert again["noop"] is True and again["partitions_waiting_for_deletes"] == 1
     s = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[2])
     assert s["partitions_purged"][0] == DAYS[0] and s["partitions_waiting_for_deletes"] == 0
     assert_same_table(table(out), clean)
+
+
+def test_a_run_with_nothing_to_score_purges_the_waiting_partitions(spark, archive, tiny_artifact, tmp_path):
+    """An archive that stopped growing: running the same night again scores nothing but removes
+    the deleted tweets that waited for a purge from the files; then the run is a no-op."""
+    day1_ids = {t["id_str"] for t in archive_lines(archive, DAYS[0]) if "delete" not in t}
+    late = {t["delete"]["status"]["id_str"] for t in archive_lines(archive, DAYS[1])
+            if "delete" in t and t["delete"]["status"]["id_str"] in day1_ids}
+    out = tmp_path / "out"
+    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+    nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1], "--max-purges", "0")
+    rows = len(table(out))
+    assert late <= set(table(out)["tweet_id"])
+    s = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1])
+    assert not s["noop"] and s["files_new"] == s["files_changed"] == 0 and s["records_read"] == s["scored"] == 0
+    assert s["partitions_written"] == s["partitions_purged"] == [DAYS[0]] and s["partitions_waiting_for_deletes"] == 0
+    assert s["rows_deleted"] == len(late) and s["reconciled"]
+    after = table(out)
+    assert not late & set(after["tweet_id"]) and len(after) == rows - len(late)
+    assert nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1])["noop"] is True
 
 
 def test_late_file_rescores_its_day(spark, archive, tiny_artifact, tmp_path):
@@ -342,3 +363,8 @@ def test_notices_a_new_version_reads_reach_the_old_versions_partitions(spark, ar
     assert late <= set(table(out).query("model_version == @old_version")["tweet_id"])  # still in the files
     view = read_table(spark, str(out), "scores").where(f"model_version = '{old_version}'")
     assert not late & {r["tweet_id"] for r in view.select("tweet_id").collect()}
+    # version 1 no longer scores new files (version 2 has them): run again, it purges its partition
+    s = nightly(spark, archive, tiny_artifact, out, "--from", DAYS[1], "--to", DAYS[2])
+    assert s["files_new"] == 0 and s["scored"] == 0 and s["partitions_purged"] == [DAYS[0]] and s["reconciled"]
+    assert pending_deletes(str(out), old_version) == {}
+    assert not late & set(table(out).query("model_version == @old_version")["tweet_id"])
