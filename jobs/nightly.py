@@ -159,11 +159,13 @@ def _dir_days(rel_dir: str, layout: str) -> tuple[str, str] | None:
     return None
 
 
-def discover(root: str, layout: str, date_from: str | None, date_to: str | None) -> dict[str, dict]:
+def discover(root: str, layout: str, date_from: str | None, date_to: str | None,
+             skipped: list[str] | None = None) -> dict[str, dict]:
     """Archive files in the date range: relative path -> {path, size, mtime, date}. With a date
     range, directories whose names put them outside it (another day, month or year of the grab,
     another ``dt=`` folder) are not walked, so a night lists its own days, not the archive's
-    history (1,440 minute files a day in the grab)."""
+    history (1,440 minute files a day in the grab). ``skipped`` (optional) gets the files that
+    are not tweet data by their names (an Internet Archive item's metadata, a README: ``readers.not_data``)."""
     from sentiment_core import readers
 
     if not os.path.isdir(root):
@@ -176,7 +178,10 @@ def discover(root: str, layout: str, date_from: str | None, date_to: str | None)
 
     ranged = layout != "flat" and bool(date_from or date_to)
     out = {}
-    for path in readers.list_input_files([root], skip_dir=outside if ranged else None):
+    listed = readers.list_input_files([root], skip_dir=outside if ranged else None)
+    if skipped is not None:
+        skipped.extend(listed.skipped)
+    for path in listed:
         rel = os.path.relpath(path, root)
         day = file_date(rel, layout)
         if layout in ("grab", "dt") and day is None:
@@ -306,7 +311,11 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     version = meta["model_version"]
     out = Path(cfg.output)
     _check_output(out)
-    files = discover(cfg.archive_root, cfg.layout, cfg.date_from, cfg.date_to)
+    skipped: list[str] = []
+    files = discover(cfg.archive_root, cfg.layout, cfg.date_from, cfg.date_to, skipped)
+    if skipped:
+        log.warning("skipped %d file(s) that hold no tweets by their names (archive metadata, READMEs, "
+                    "checksums): %s", len(skipped), ", ".join(os.path.relpath(f, cfg.archive_root) for f in skipped[:10]))
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text(json.dumps({"written_by": "tweet-sentiment jobs.nightly", "layout": 1}))
     on_metadata = _metadata_writer(out)
@@ -317,7 +326,8 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     base = {"run_id": run_id, "job": "nightly", "model_version": version, "started_at": started.isoformat(),
             "archive_root": cfg.archive_root, "date_from": cfg.date_from, "date_to": cfg.date_to,
-            "files_in_range": len(files), "files_new": len(new), "files_changed": len(changed),
+            "files_in_range": len(files), "files_skipped": len(skipped), "files_new": len(new),
+            "files_changed": len(changed),
             "recovered_runs": ",".join(recovered), "config": dataclasses.asdict(cfg)}
     own = manifests.get(version, {})  # shard -> {relative path: entry}
     waiting = pending_deletes(str(out), version)  # partitions whose delete notices are not yet applied

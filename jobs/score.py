@@ -114,7 +114,11 @@ def validate(cfg: ScoreConfig) -> tuple[dict, list[str]]:
         resolve_backend(meta, cfg.backend)  # an explicit backend the artifact lacks: fail now
     files = readers.list_input_files(list(cfg.inputs))
     if not files:
-        raise ValueError(f"no input files under {list(cfg.inputs)}")
+        raise ValueError(f"no input files under {list(cfg.inputs)}"
+                         + (f" (skipped {len(files.skipped)} that hold no tweets by their names)" if files.skipped else ""))
+    if files.skipped:
+        log.warning("skipped %d file(s) that hold no tweets by their names (archive metadata, READMEs, checksums): %s",
+                    len(files.skipped), ", ".join(files.skipped[:10]))
     check_output(cfg.output, cfg.overwrite)
     return meta, files
 
@@ -313,7 +317,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     wall = time.perf_counter() - t0
     summary = {
         "run_id": run_id, "job": "score", "model_version": meta["model_version"], "model": meta["path"],
-        "inputs": list(cfg.inputs), "files": len(files), **counts, "files_with_records": files_found,
+        "inputs": list(cfg.inputs), "files": len(files), "files_skipped": len(files.skipped), **counts, "files_with_records": files_found,
         "scored": int(check["n"]),
         "model_rows": int(check["model_rows"]), "partitions_written": dts, "partitions_replaced": replaced,
         "output": str(out.resolve()),

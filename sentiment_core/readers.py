@@ -1666,7 +1666,22 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("_")
 
 
-def _list_local(path: str, skip_dir=None) -> list[str]:
+# Files that sit beside tweet archives and never hold tweets: an Internet Archive item as
+# downloaded (its _files.xml, _meta.xml, _meta.sqlite and .torrent beside the day tars), checksum
+# lists, documents and images. A directory walk skips them (each line would be a reject); the
+# listing keeps their paths (Listed.skipped) for the run summary. A file named on its own is read.
+_NOT_DATA_SUFFIXES = (".xml", ".sqlite", ".sqlite3", ".db", ".torrent", ".md5", ".sha1", ".sha256", ".sha512",
+                      ".md", ".rst", ".html", ".htm", ".pdf", ".jpg", ".jpeg", ".png", ".gif", ".svg")
+_NOT_DATA_NAME = re.compile(r"(?:readme|license|licence|notice|changelog|(?:md5|sha1|sha256|sha512)sums?)"
+                            r"(?:\.[a-z0-9]+)?", re.IGNORECASE)
+
+
+def not_data(name: str) -> bool:
+    """True for a file name (not a path) that a directory of tweet files holds beside the data."""
+    return name.lower().endswith(_NOT_DATA_SUFFIXES) or _NOT_DATA_NAME.fullmatch(name) is not None
+
+
+def _list_local(path: str, skipped: list[str], skip_dir=None) -> list[str]:
     # absolute: the list is sent to executors, whose working directory is not the driver's
     path = os.path.abspath(path)
     if not os.path.exists(path):
@@ -1677,11 +1692,13 @@ def _list_local(path: str, skip_dir=None) -> list[str]:
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not _hidden(d)
                          and not (skip_dir and skip_dir(os.path.relpath(os.path.join(root, d), path))))
-        found.extend(os.path.join(root, f) for f in files if not _hidden(f))
+        for f in files:
+            if not _hidden(f):
+                (skipped if not_data(f) else found).append(os.path.join(root, f))
     return sorted(found)
 
 
-def _list_remote(uri: str, sizes: dict[str, int]) -> list[str]:
+def _list_remote(uri: str, sizes: dict[str, int], skipped: list[str]) -> list[str]:
     """The files under ``uri`` (a URI of pyarrow.fs); their sizes, which the listing gives, go to ``sizes``."""
     from pyarrow import fs as pafs  # lazy: only for non-local URIs
 
@@ -1707,6 +1724,9 @@ def _list_remote(uri: str, sizes: dict[str, int]) -> list[str]:
         rel = entry.path[len(base_clean):].lstrip("/")
         if any(_hidden(part) for part in rel.split("/")):
             continue
+        if not_data(rel.rsplit("/", 1)[-1]):
+            skipped.append(prefix + entry.path)
+            continue
         found.append(prefix + entry.path)
         sizes[prefix + entry.path] = entry.size
     return sorted(found)
@@ -1715,17 +1735,20 @@ def _list_remote(uri: str, sizes: dict[str, int]) -> list[str]:
 class Listed(list):
     """Input files as :func:`list_input_files` found them, and the sizes its listing gave
     (``sizes``: those behind a URI, where an object store's listing has them; a size asked again
-    would be one request per file)."""
+    would be one request per file), and ``skipped``: the files of the directories walked that
+    :func:`not_data` left out."""
 
-    def __init__(self, files=(), sizes: dict[str, int] | None = None):
+    def __init__(self, files=(), sizes: dict[str, int] | None = None, skipped: list[str] | None = None):
         super().__init__(files)
         self.sizes = sizes if sizes is not None else {}
+        self.skipped = skipped if skipped is not None else []
 
 
 def list_input_files(paths: list[str], skip_dir=None) -> Listed:
-    """Input paths with directories expanded recursively (sorted, hidden '.'/'_' entries skipped).
+    """Input paths with directories expanded recursively (sorted, hidden '.'/'_' entries skipped,
+    and files that are not tweet data by their names: :func:`not_data`, kept in ``skipped``).
 
-    Files named explicitly are kept even if their names start with '.' or '_'. Local paths and
+    Files named explicitly are kept even if their names start with '.' or '_' or look like no data. Local paths and
     ``file://`` URIs come back as absolute local paths; other URIs stay URIs. Duplicates are dropped (first one kept).
     Raises FileNotFoundError("input path does not exist: ...") for a missing path. A :class:`Listed`
     (this function's own result) is returned as it is: behind an object store, listing its files
@@ -1741,7 +1764,8 @@ def list_input_files(paths: list[str], skip_dir=None) -> Listed:
     for path in paths:
         path = os.fspath(path)
         local = _local_path(path)
-        found = _list_local(local, skip_dir) if local is not None else _list_remote(path, out.sizes)
+        found = (_list_local(local, out.skipped, skip_dir) if local is not None else
+                 _list_remote(path, out.sizes, out.skipped))
         for item in found:
             if item not in seen:
                 seen.add(item)

@@ -112,18 +112,23 @@ def test_a_night_lists_only_its_own_days(tmp_path, monkeypatch):
 
     names = ["2020/12/31/23/59.json.bz2", "2021/01/01/00/00.json.bz2", "2021/01/02/07/29.json.bz2",
              "2021/01/02/07/30.json.bz2", "2021/02/01/00/00.json.bz2", "dt=2021-01-02/a.json",
-             "dt=2021-01-03/b.json", "twitter-stream-2021-01-02.tar", "README.md"]
+             "dt=2021-01-03/b.json", "twitter-stream-2021-01-02.tar", "README.md", "notes.txt",
+             "archiveteam-twitter-stream-2021-01_files.xml", "archiveteam-twitter-stream-2021-01_archive.torrent"]
     for n in names:
         (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / n).write_text("{}\n")
     walked = []
     scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda p=".": walked.append(os.path.relpath(p, tmp_path)) or scandir(p))
-    found = N.discover(str(tmp_path), "auto", "2021-01-02", "2021-01-02")
-    assert sorted(found) == ["2021/01/02/07/29.json.bz2", "2021/01/02/07/30.json.bz2", "README.md",
-                             "dt=2021-01-02/a.json", "twitter-stream-2021-01-02.tar"]
+    skipped = []
+    found = N.discover(str(tmp_path), "auto", "2021-01-02", "2021-01-02", skipped)
+    # an Internet Archive item's metadata and a README hold no tweets: skipped, and said so
+    assert sorted(os.path.basename(f) for f in skipped) == [
+        "README.md", "archiveteam-twitter-stream-2021-01_archive.torrent", "archiveteam-twitter-stream-2021-01_files.xml"]
+    assert sorted(found) == ["2021/01/02/07/29.json.bz2", "2021/01/02/07/30.json.bz2",
+                             "dt=2021-01-02/a.json", "notes.txt", "twitter-stream-2021-01-02.tar"]
     assert sorted(walked) == [".", "2021", "2021/01", "2021/01/02", "2021/01/02/07", "dt=2021-01-02"]
-    assert [found[n]["date"] for n in sorted(found)] == ["2021-01-02", "2021-01-02", None, "2021-01-02", "2021-01-02"]
+    assert [found[n]["date"] for n in sorted(found)] == ["2021-01-02", "2021-01-02", "2021-01-02", None, "2021-01-02"]
     assert {N.manifest_shard(n) for n in found} == {"2021-01-02", "undated"}
     assert len(N.discover(str(tmp_path), "grab", None, None)) == 6  # no range: everything of the layout
 

@@ -457,7 +457,10 @@ def test_open_lines_through_pyarrow_fs(tmp_path, monkeypatch):
     (tmp_path / "d" / "b.json").write_text("{}")
     (tmp_path / "d" / "_tmp" / "c.json").write_text("{}")
     (tmp_path / "d" / ".hidden").write_text("{}")
-    assert list_input_files([(tmp_path / "d").as_uri()]) == [(tmp_path / "d" / "b.json").as_uri()]
+    (tmp_path / "d" / "item_files.xml").write_text("<files/>")
+    listed = list_input_files([(tmp_path / "d").as_uri()])
+    assert listed == [(tmp_path / "d" / "b.json").as_uri()]
+    assert listed.skipped == [(tmp_path / "d" / "item_files.xml").as_uri()]
     with pytest.raises(FileNotFoundError, match="input path does not exist"):
         list_input_files([(tmp_path / "missing").as_uri()])
 
@@ -796,6 +799,26 @@ def test_list_input_files(tmp_path):
     assert list_input_files([root.as_uri()]) == got
     with pytest.raises(FileNotFoundError, match="input path does not exist: .*nope"):
         list_input_files([str(root), str(tmp_path / "nope")])
+
+
+def test_a_directory_walk_skips_files_that_hold_no_tweets(tmp_path):
+    """An Internet Archive item as `ia download` leaves it: the day tars beside the item's metadata
+    (_files.xml, _meta.xml, _meta.sqlite, .torrent), and a README and checksums: each line of those
+    would be a reject. Skipped in a walk, kept in ``skipped``; named on its own, a file is read."""
+    item = tmp_path / "archiveteam-twitter-stream-2021-01"
+    data = ["twitter-stream-2021-01-01.tar", "twitter-stream-2021-01-02.tar", "notes.txt", "readme_tweets.jsonl"]
+    meta = ["archiveteam-twitter-stream-2021-01_files.xml", "archiveteam-twitter-stream-2021-01_meta.xml",
+            "archiveteam-twitter-stream-2021-01_meta.sqlite", "archiveteam-twitter-stream-2021-01_archive.torrent",
+            "README", "README.md", "SHA256SUMS", "license.txt", "cover.JPG"]
+    item.mkdir()
+    for name in data + meta:
+        (item / name).write_text("x\n")
+    got = list_input_files([str(item)])
+    assert got == sorted(str(item / n) for n in data)
+    assert sorted(got.skipped) == sorted(str(item / n) for n in meta)
+    assert list_input_files([item.as_uri()]).skipped == got.skipped
+    named = list_input_files([str(item / "README.md")])
+    assert named == [str(item / "README.md")] and named.skipped == []
 
 
 # ---------------------------------------------------------------------------------- real data

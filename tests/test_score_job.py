@@ -551,6 +551,7 @@ def mixed_inputs(tmp_path_factory) -> tuple[Path, dict]:
     cut = b"".join(streams[:CUT_STREAMS]) + streams[CUT_STREAMS][: len(streams[CUT_STREAMS]) // 2]
     (inp / "e_cut.jsonl.bz2").write_bytes(cut)
     n_cut = 4 * CUT_STREAMS
+    (inp / "f_item_files.xml").write_text('<?xml version="1.0"?>\n<files>\n</files>\n')  # skipped: no tweets
 
     s_tweets, s_deletes = v1_expected(lines)
     c_tweets, c_deletes = v1_expected(lines[:n_cut])
@@ -587,7 +588,7 @@ def test_job_mixed_inputs_summary_reconciles(mixed_run, tiny_artifact):
     meta = json.loads((tiny_artifact / "metadata.json").read_text())
 
     assert s["reconciled"] is True
-    assert s["files"] == 5 and s["files_with_records"] == 5
+    assert s["files"] == 5 and s["files_with_records"] == 5 and s["files_skipped"] == 1
     # 5 small files, 2 a task, but no idle slot of local[2]: 3 tasks, none cut into ranges
     assert (s["parse"]["files"], s["parse"]["tasks"], s["parse"]["split_files"], s["parse"]["decode_threads"]) == \
         (5, 3, 0, 1)
