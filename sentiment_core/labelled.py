@@ -284,12 +284,23 @@ def _accept(stats: ReadStats, batcher: _Batcher, id_: str, text: str, label_valu
 
 def _read_sentiment140(data: _Data, stats: ReadStats, chunk_rows: int) -> Iterator[Chunk]:
     b = _Batcher(os.path.basename(data.name), chunk_rows)
+    bad_lines: set[int] = set()  # lines with invalid bytes (a record counts by its first line)
+
+    def decoded(f):
+        for no, raw in enumerate(_lines(f)):
+            line, bad_bytes = s140.decode(raw)
+            if bad_bytes:
+                bad_lines.add(no)
+            yield no, line
+
     with data.open() as f:
-        for raw in _lines(f):
-            if not raw.strip():
+        # a text written on several lines is one record; the lines keep their ends, so joined as they are
+        for no, line in s140.records(decoded(f), sep=""):
+            bad_bytes = no in bad_lines
+            bad_lines.discard(no)
+            if not line.strip():
                 continue
             stats.rows += 1
-            line, bad_bytes = s140.decode(raw)
             fields = s140.split_line(line)
             if fields is None:
                 stats.drop("bad_field_count", line)

@@ -1610,7 +1610,8 @@ def read_numbered(path: str, fmt: str = "auto", source_file: str | None = None,
         yield from lines
 
     numbered = newlines_before < UNNUMBERED
-    for line_no, text in all_lines():
+    # a Sentiment140 text written on several lines is one record (numbered by its first line)
+    for line_no, text in (s140.records(all_lines()) if fmt == "sentiment140" else all_lines()):
         if parse is None:
             yield line_no, _reject(text, source, line_no if numbered else None, schema.UNKNOWN_RECORD)
         else:

@@ -1,6 +1,7 @@
 """The Sentiment140 CSV format, exactly as published.
 
-Six double-quoted fields, no header, one record per line:
+Six double-quoted fields, no header, one record per line (a text written on several lines, as a
+CSV writer quotes it, is joined back: :func:`records`):
 ``"target","ids","date","flag","user","text"`` with target 0 (negative), 2 (neutral), 4 (positive).
 The text itself may hold commas and double quotes, which the file does not escape, so a line is
 split on the five ``","`` separators from the left, not by a general CSV parser. The bytes are
@@ -10,6 +11,8 @@ bytes replaced by U+FFFD, never as latin-1, which would garble every non-ASCII c
 from __future__ import annotations
 
 import datetime as _dt
+import re
+from typing import Iterable, Iterator
 
 N_FIELDS = 6
 TARGET, IDS, DATE, FLAG, USER, TEXT = range(N_FIELDS)
@@ -42,6 +45,47 @@ def split_line(line: str) -> list[str] | None:
     if len(fields) != N_FIELDS:
         return None
     return fields
+
+
+# the start of a record: its target, then the id field
+_RECORD_START = re.compile(r'"[024]","')
+# a record whose text runs on over more lines than this is not a tweet: its lines stay one reject
+MAX_RECORD_LINES = 64
+
+
+def records(lines: Iterable[tuple[int, str]], sep: str = "\n") -> Iterator[tuple[int, str]]:
+    """(line number, line) pairs -> (number of its first line, record) pairs. A record whose text
+    holds line breaks, as a CSV writer quotes a tweet written on several lines (an export in this
+    format of one's own tweets), is joined back into one with ``sep`` for each line break (``""``
+    for lines that keep their line ends; a line number skipped, a blank line left out, is a break too). A record that is never closed (the next record starts,
+    or MAX_RECORD_LINES pass, or the file ends) is given as it was joined, for one reject. The
+    published file has no such record: its lines pass through as they are.
+
+    >>> list(records([(1, '"4","1","d","q","u","two'), (2, 'lines"'), (3, '"0","2","d","q","u","one"')]))
+    [(1, '"4","1","d","q","u","two\\nlines"'), (3, '"0","2","d","q","u","one"')]
+    """
+    first = last = 0
+    parts: list[str] = []
+    for no, line in lines:
+        if parts:
+            if no - first >= MAX_RECORD_LINES or _RECORD_START.match(line):
+                yield first, "".join(parts)  # never closed
+                parts = []
+            else:
+                # lines a reader left out between (blank ones) come back as line breaks
+                parts += (sep * (no - last), line)
+                last = no
+                if line.rstrip("\r\n").endswith('"') and split_line("".join(parts)) is not None:
+                    yield first, "".join(parts)
+                    parts = []
+                continue
+        if not line.rstrip("\r\n").endswith('"') and _RECORD_START.match(line):
+            first = last = no
+            parts = [line]  # its text goes on past the line end
+            continue
+        yield no, line
+    if parts:
+        yield first, "".join(parts)
 
 
 def parse_date(value: str) -> _dt.datetime | None:

@@ -40,6 +40,19 @@ def test_sentiment140_bytes(tmp_path):
     assert stats.invalid_utf8 == 1
 
 
+def test_sentiment140_texts_written_on_several_lines_are_one_row(tmp_path):
+    """A CSV writer quotes a text with line breaks over several lines: one row, not two bad ones."""
+    d = "Mon Apr 06 22:19:45 PDT 2009"
+    f = tmp_path / "own.csv"
+    f.write_bytes((f'"4","1","{d}","NO_QUERY","u","so\r\n\r\nhappy"\r\n"0","2","{d}","NO_QUERY","u","sad"\r\n'
+                   f'"0","3","{d}","NO_QUERY","u","never\r\nclosed\r\n"4","4","{d}","NO_QUERY","u","ok"\r\n').encode())
+    stats = ReadStats()
+    chunks = list(read_labelled(str(f), "sentiment140", stats))
+    assert [i for c in chunks for i in c.ids] == ["1", "2", "4"]
+    assert [t for c in chunks for t in c.texts][0] == "so\r\n\r\nhappy"
+    assert stats.rows == 4 and stats.kept == 3 and dict(stats.dropped) == {"bad_field_count": 1}
+
+
 @pytest.mark.parametrize("name", ["s140.csv.gz", "s140.csv.bz2", "s140.csv.xz", "s140.csv.zst", "s140_gz_named.csv"])
 def test_compressed_sentiment140_and_semeval_read_as_the_plain_files(tmp_path, name):
     """The full Sentiment140 CSV is 238 MB: users keep it compressed. Told by the first bytes."""

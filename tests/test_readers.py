@@ -623,6 +623,26 @@ def test_sentiment140_file_auto(tmp_path):
     assert recs[1][1]["line_no"] == 2 and recs[1][1]["reason"] == schema.BAD_TIMESTAMP
 
 
+def test_sentiment140_texts_written_on_several_lines_are_one_record(tmp_path):
+    """One's own tweets exported in this format by a CSV writer: a text with line breaks (a blank
+    line too) is quoted over several lines. It reads as one tweet, numbered by its first line; a
+    record never closed is one reject that holds all its lines, before the next record or at the end."""
+    d = "Mon Apr 06 22:19:45 PDT 2009"
+    body = (f'"4","1","{d}","NO_QUERY","u","first line\n\nthird, "quoted" line"\n'
+            f'"0","2","{d}","NO_QUERY","u","one line"\n'
+            f'"0","3","{d}","NO_QUERY","u","never\nclosed\n'
+            f'"4","4","{d}","NO_QUERY","u","after\r\nit"\r\n'
+            f'"0","5","{d}","NO_QUERY","u","cut at\nthe end')
+    path = tmp_path / "own.csv"
+    path.write_bytes(body.encode())
+    recs = list(readers.read_numbered(str(path)))
+    assert [(n, k) for n, (k, _) in recs] == [(1, "tweet"), (4, "tweet"), (5, "reject"), (7, "tweet"), (9, "reject")]
+    assert recs[0][1][1]["text"] == 'first line\n\nthird, "quoted" line' and recs[3][1][1]["text"] == "after\nit"
+    assert recs[2][1][1]["raw"] == f'"0","3","{d}","NO_QUERY","u","never\nclosed'
+    assert recs[4][1][1]["raw"] == f'"0","5","{d}","NO_QUERY","u","cut at\nthe end'
+    assert {r["reason"] for _, (k, r) in recs if k == "reject"} == {schema.BAD_FIELD_COUNT}
+
+
 # ---------------------------------------------------------------------------------- detection
 
 @pytest.mark.parametrize("path,fmt", [
