@@ -17,6 +17,7 @@ two sessions started at different times.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import json
 import os
@@ -47,6 +48,11 @@ def timed_phases(module, names, log: list) -> None:
                 log.append((_name, time.perf_counter() - t, time.strftime("%H:%M:%S")))
 
         setattr(module, name, wrapper)
+
+
+def _when(stamp: str) -> dt.datetime:
+    """A REST API time (``2026-12-01T02:41:59.919GMT``) as an aware datetime."""
+    return dt.datetime.strptime(stamp.replace("GMT", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 def rest(ui: str, app: str, what: str) -> list[dict]:
@@ -96,7 +102,14 @@ def main(argv=None) -> int:
                   f"{s['scored'] / s['wall_seconds']:.1f} tweets/s")
             for name, secs, end in log:
                 print(f"  phase {name:<18} {secs:6.2f} s  (ended {end})")
-            for j in sorted(rest(ui, app, "jobs"), key=lambda j: j["jobId"]):
+            run_jobs = [j for j in rest(ui, app, "jobs") if j["jobId"] not in seen_jobs]
+            if run_jobs:  # the driver's own time before the run's first Spark job and after its last
+                started = dt.datetime.fromisoformat(s["started_at"])
+                first = min(_when(j["submissionTime"]) for j in run_jobs)
+                last = max(_when(j["completionTime"]) for j in run_jobs if j.get("completionTime"))
+                print(f"  driver before the first job {(first - started).total_seconds():.2f} s, after the last "
+                      f"{(started + dt.timedelta(seconds=s['wall_seconds']) - last).total_seconds():.2f} s")
+            for j in sorted(run_jobs, key=lambda j: j["jobId"]):
                 if j["jobId"] not in seen_jobs:
                     seen_jobs.add(j["jobId"])
                     print(f"  job {j['jobId']:>3} {j['submissionTime'][11:23]} -> {j.get('completionTime', '')[11:23]} "

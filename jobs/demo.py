@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     print("== 3. scoring the bundled Twitter v1.1 archive on Spark (local[*])", flush=True)
     from jobs import score
     from sentiment_core.spark import get_session
+    from sentiment_core.tables import spark_path
 
     spark = get_session("tweet-sentiment-demo")
     try:
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
                                                   "filtered_duplicate", "wall_seconds", "tweets_per_second", "reconciled")}))
         print("== 4. query: share positive by language (top 6 languages)", flush=True)
         # this model's scores only: a re-trained demo model adds a model_version beside the old one
-        table = spark.read.parquet(str(out / "scores" / "scores"))
+        table = spark.read.parquet(spark_path(out / "scores" / "scores"))
         table.where(table["model_version"] == summary["model_version"]).createOrReplaceTempView("scores")
         spark.sql("""
             SELECT lang, count(*) AS tweets, round(avg(CAST(label = 'positive' AS INT)), 3) AS share_positive,

@@ -46,7 +46,7 @@ from jobs.score import MARKER, count_records, files_with_records, prepare_tweets
 from sentiment_core.readers import TAR_MEMBER_SEP
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
-from sentiment_core.tables import MANIFEST, PENDING_DELETES, pending_deletes  # beside the manifest shards
+from sentiment_core.tables import MANIFEST, PENDING_DELETES, pending_deletes, spark_path  # pending: beside the manifest shards
 
 log = logging.getLogger("jobs.nightly")
 
@@ -367,12 +367,12 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         scored = score_tweets(tweets, artifact, cfg.batch_size, partitions, version, run_id, cfg.include_text,
                               cfg.backend, observation=written).drop("model_version")
         t_score = time.perf_counter()
-        scored.write.mode("overwrite").partitionBy("dt").parquet(str(stage / "new"))
+        scored.write.mode("overwrite").partitionBy("dt").parquet(spark_path(stage / "new"))
         score_seconds = time.perf_counter() - t_score
         (records.where(F.col("kind") == "delete")
          .select("tweet_id", "user_id", "deleted_at", "source_file", F.date_format(snowflake_dt(F.col("tweet_id")), "yyyy-MM").alias("target_month"))
          .repartition("target_month")  # one file per month and run: the months read later hold fewer files
-         .write.mode("overwrite").partitionBy("target_month").parquet(str(stage / "deletes")))
+         .write.mode("overwrite").partitionBy("target_month").parquet(spark_path(stage / "deletes")))
         write_side_table(records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at"),
                          counts["rejected"], stage / "rejects")
         records.unpersist()
@@ -411,11 +411,11 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
 
         merged = new_rows
         if keep_old:  # the affected days' rows, and the rows set aside there for ids another file's row won
-            old_rows = (spark.read.option("basePath", str(out / vdir_rel))
-                        .parquet(*[str(out / vdir_rel / f"dt={d}") for d in keep_old]).select(*new_rows.columns))
-            aside_dirs = [str(p) for d in keep_old if any((p := out / dups_rel / f"dt={d}").glob("*.parquet"))]
+            old_rows = (spark.read.option("basePath", spark_path(out / vdir_rel))
+                        .parquet(*[spark_path(out / vdir_rel / f"dt={d}") for d in keep_old]).select(*new_rows.columns))
+            aside_dirs = [spark_path(p) for d in keep_old if any((p := out / dups_rel / f"dt={d}").glob("*.parquet"))]
             if aside_dirs:
-                old_rows = old_rows.unionByName(spark.read.option("basePath", str(out / dups_rel))
+                old_rows = old_rows.unionByName(spark.read.option("basePath", spark_path(out / dups_rel))
                                                 .parquet(*aside_dirs).select(*new_rows.columns))
             if changed_paths:  # a changed file's old rows; a day tar's rows name "<tar>!/<member>"
                 old_rows = old_rows.where(~input_file().isin(changed_paths))
@@ -427,7 +427,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
         # every delete notice ever seen whose tweet falls in an affected partition (plus ids without a time)
         months = sorted({d[:7] for d in affected}) + ["__HIVE_DEFAULT_PARTITION__"]
         month_files = {m: list((out / "deletes" / f"target_month={m}").glob("*.parquet")) for m in months}
-        del_paths = [str(out / "deletes" / f"target_month={m}") for m in months if month_files[m]]
+        del_paths = [spark_path(out / "deletes" / f"target_month={m}") for m in months if month_files[m]]
         deletes = run_deletes.select("tweet_id")
         if del_paths:
             deletes = deletes.unionByName(spark.read.parquet(*del_paths).select("tweet_id"))
@@ -439,13 +439,13 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
             month_dir = out / "deletes" / f"target_month={m}"
             if len(month_files[m]) > DELETE_FILES_PER_MONTH:
                 ours = stage / "deletes" / month_dir.name
-                (spark.read.parquet(*[str(p) for p in (month_dir, ours) if p.exists()]).coalesce(1)
-                 .write.parquet(str(stage / "deletes_compacted" / month_dir.name)))
+                (spark.read.parquet(*[spark_path(p) for p in (month_dir, ours) if p.exists()]).coalesce(1)
+                 .write.parquet(spark_path(stage / "deletes_compacted" / month_dir.name)))
         before = merged.count()
-        final.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(str(stage / "scores"))
-        after = spark.read.parquet(str(stage / "scores")).count()
+        final.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(spark_path(stage / "scores"))
+        after = spark.read.parquet(spark_path(stage / "scores")).count()
         aside = ranked.where("_rn > 1").drop("_rn").join(deletes.distinct(), "tweet_id", "left_anti")
-        aside.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(str(stage / DUPLICATES))
+        aside.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(spark_path(stage / DUPLICATES))
         for d in affected:  # an affected day without such rows any more: an empty one replaces the old
             (stage / DUPLICATES / f"dt={d}").mkdir(parents=True, exist_ok=True)
         set_aside = _count_or_zero(spark, stage / DUPLICATES)
@@ -495,13 +495,13 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
 
 
 def _count_or_zero(spark, path: Path) -> int:
-    return spark.read.parquet(str(path)).count() if any(path.rglob("*.parquet")) else 0
+    return spark.read.parquet(spark_path(path)).count() if any(path.rglob("*.parquet")) else 0
 
 
 def _read_or_empty(spark, path: Path, schema):
     """A staged Parquet directory, or an empty frame when the run wrote no rows there."""
     if any(path.rglob("*.parquet")):
-        return spark.read.parquet(str(path))
+        return spark.read.parquet(spark_path(path))
     return spark.createDataFrame([], schema)
 
 

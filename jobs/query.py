@@ -337,6 +337,8 @@ def export(df, out_dir: str, fmt: str):
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
+    from sentiment_core.tables import spark_path
+
     if "://" not in out_dir and os.path.exists(out_dir):
         if not os.path.isdir(out_dir) or os.listdir(out_dir):
             raise ValueError(f"--out-dir {out_dir} exists and is not an empty directory; choose a new one")
@@ -347,7 +349,7 @@ def export(df, out_dir: str, fmt: str):
         writer = writer.option("header", True).option("escape", '"')
     elif fmt == "json":
         writer = writer.option("ignoreNullFields", False)
-    writer.save(out_dir)
+    writer.save(spark_path(out_dir))  # a local folder, not one of the cluster's default file system
     return pd.DataFrame({"rows": [rows.get["rows"]], "format": [fmt], "directory": [out_dir]})
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentiment_core.scorer import BACKENDS, resolve_backend
+from sentiment_core.tables import spark_path
 
 log = logging.getLogger("jobs.score")
 
@@ -226,7 +227,7 @@ def write_side_table(rows, n: int, path: Path) -> None:
     with none, an empty Parquet file of their schema, written without a Spark job, so the table
     stays queryable (0 rows)."""
     if n:
-        rows.coalesce(1).write.mode("overwrite").parquet(str(path))
+        rows.coalesce(1).write.mode("overwrite").parquet(spark_path(path))
         return
     import pyarrow.parquet as pq
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -296,7 +297,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
         # may be in the default static mode, which would wipe every other partition
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-         .partitionBy("model_version", "dt").parquet(str(out / "scores")))
+         .partitionBy("model_version", "dt").parquet(spark_path(out / "scores")))
         score_seconds = time.perf_counter() - t_score
         files_found = side_done.result()
         check = written.get

@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from . import jvmcds, readers, schema
+from .tables import spark_path
 
 log = logging.getLogger(__name__)
 
@@ -602,6 +603,7 @@ def read_parquet_tables(spark, paths: Sequence[str], columns: dict) -> list:
     per schema, each mapped on its own. Sets PARQUET_NANOS_CONF on the session (it changes only
     how TIMESTAMP(NANOS) columns read, which Spark otherwise refuses)."""
     spark.conf.set(PARQUET_NANOS_CONF, "true")
+    paths = [spark_path(p) for p in paths]  # a local file, not one of the cluster's default file system
     try:
         return [map_table(spark.read.option("mergeSchema", "true").parquet(*paths), columns)]
     except Exception as exc:  # noqa: BLE001 - Py4JJavaError / AnalysisException, told by the message

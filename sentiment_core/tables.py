@@ -31,6 +31,14 @@ _INFER = "spark.sql.sources.partitionColumnTypeInference.enabled"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def spark_path(path) -> str:
+    """A path as Spark is to be given it: a URI as it is, a local path as a ``file:`` URI. Spark
+    resolves a bare path against the cluster's default file system (HDFS on YARN), not against the
+    disk that the driver and executors share, where the jobs' outputs live (README "Paths")."""
+    p = os.fspath(path)
+    return p if "://" in p else "file://" + os.path.abspath(p)
+
+
 def _join(root: str, name: str) -> str:
     return root.rstrip("/") + "/" + name
 
@@ -67,10 +75,10 @@ def read_table(spark, output_dir: str, name: str):
         return None
     try:
         if name == "runs":
-            df = spark.read.option("multiLine", "true").json(_join(path, "*.json"))
+            df = spark.read.option("multiLine", "true").json(spark_path(_join(path, "*.json")))
         else:
             with _partition_values_as_strings(spark):
-                df = spark.read.option("basePath", path).parquet(path)
+                df = spark.read.option("basePath", spark_path(path)).parquet(spark_path(path))
     except AnalysisException as e:  # no such path / no files to infer a schema from
         log.info("table %s not read from %s: %s", name, path, str(e).splitlines()[0])
         return None
@@ -109,7 +117,7 @@ def _waiting_deletes(spark, output_dir: str):
     paths = [p for m in months if _present(p := _join(root, f"deletes/target_month={m}"))]
     if not paths:
         return None
-    return spark.read.parquet(*paths).select("tweet_id").distinct()
+    return spark.read.parquet(*map(spark_path, paths)).select("tweet_id").distinct()
 
 
 def register_tables(spark, output_dir: str) -> list[str]:
@@ -142,7 +150,7 @@ def create_catalog_tables(spark, output_dir: str, database: str = "tweet_sentime
         if not spark.catalog.tableExists(qualified):
             with _partition_values_as_strings(spark):
                 # no SQL text: the location is an argument; schema and partition columns are inferred
-                spark.catalog.createTable(qualified, path=os.path.abspath(path) if "://" not in path else path,
+                spark.catalog.createTable(qualified, path=spark_path(path),
                                           source="parquet")
         if _partitioned(spark, qualified):
             spark.catalog.recoverPartitions(qualified)  # = MSCK REPAIR TABLE / ALTER TABLE ... RECOVER PARTITIONS

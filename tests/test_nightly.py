@@ -3,6 +3,7 @@ on a later day, a run killed mid-commit and its recovery, a second model version
 from __future__ import annotations
 
 import bz2
+import contextlib
 import json
 import os
 import shutil
@@ -373,3 +374,42 @@ def test_notices_a_new_version_reads_reach_the_old_versions_partitions(spark, ar
     assert s["files_new"] == 0 and s["scored"] == 0 and s["partitions_purged"] == [DAYS[0]] and s["reconciled"]
     assert pending_deletes(str(out), old_version) == {}
     assert not late & set(table(out).query("model_version == @old_version")["tweet_id"])
+
+
+@contextlib.contextmanager
+def default_file_system(spark, uri: str):
+    """The session's Hadoop default file system set to ``uri`` (a YARN cluster's HDFS), where a
+    bare path would go; no retries, so a path sent there fails at once."""
+    settings = {"fs.defaultFS": uri, "ipc.client.connect.max.retries": "0",
+                "ipc.client.connect.max.retries.on.timeouts": "0"}
+    for k, v in settings.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k in settings:
+            spark.conf.unset(k)
+
+
+def test_the_jobs_use_local_paths_where_the_default_file_system_is_hdfs(spark, archive, tiny_artifact, tmp_path):
+    """On YARN a bare path means HDFS. The jobs' outputs are local paths that the driver and the
+    executors share (the driver writes markers and swaps partitions itself), so every path the jobs
+    hand to Spark is a file: URI: nightly (merge, deletes, compaction), score (Parquet in and
+    out), the tables and a query's export all run with an unreachable HDFS as the default."""
+    from jobs import query, score
+    from sentiment_core.tables import read_table
+
+    out, scored, exported = tmp_path / "nightly", tmp_path / "score", tmp_path / "export"
+    with default_file_system(spark, "hdfs://127.0.0.1:1"):
+        nightly(spark, archive, tiny_artifact, out, "--date", DAYS[0])
+        s = nightly(spark, archive, tiny_artifact, out, "--date", DAYS[1])
+        assert s["reconciled"] and s["partitions_purged"] == [DAYS[0]]
+        first = score.run(score.parse_args(["--input", str(archive / "2021"), "--model", str(tiny_artifact),
+                                            "--output", str(scored), "--include-text"]), spark=spark)
+        again = score.run(score.parse_args(["--input", str(scored / "scores"), "--format", "parquet", "--model",
+                                            str(tiny_artifact), "--output", str(tmp_path / "rescored")]), spark=spark)
+        assert first["reconciled"] and again["reconciled"] and again["scored"] == first["scored"]
+        assert read_table(spark, str(out), "scores").count() == len(table(out))
+        assert query.main(["--output", str(out), "sql", "SELECT tweet_id FROM scores", "--out-dir", str(exported),
+                           "--format", "parquet"], spark=spark) == 0
+    assert len(pd.read_parquet(exported)) == len(table(out))
