@@ -55,6 +55,8 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.compression.codec": "zstd",
+        # the SQL shuffles (counts, a dedup, the nightly merge) of the data one machine holds: 8, not
+        # Spark's 200 tiny tasks. A cluster keeps Spark's default (or a --conf), below
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",
     }
@@ -78,6 +80,7 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     if "spark.master" not in settings and not existing.contains("spark.master"):
         settings["spark.master"] = "local[*]"
     master = settings.get("spark.master") or existing.get("spark.master", "")
+    settings = for_master(settings, master, conf or {})
     if master.startswith("local") and not existing.contains("spark.pyspark.python"):
         # embedded Spark: the Python workers are this interpreter (e.g. the project's venv)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -88,6 +91,17 @@ def get_session(app_name: str = "tweet-sentiment", conf: dict | None = None):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def for_master(settings: dict, master: str, conf: dict) -> dict:
+    """``settings`` as they apply under ``master``: on a cluster, without Spark's SQL shuffle
+    partitions of a local session (8), unless the caller's ``conf`` names them. A cluster's billions
+    of rows in 8 shuffle partitions would be 8 tasks of hundreds of millions of rows each; adaptive
+    execution coalesces small partitions but never splits these. There Spark's default (200) or
+    the user's --conf applies."""
+    if master.startswith("local") or "spark.sql.shuffle.partitions" in conf:
+        return settings
+    return {k: v for k, v in settings.items() if k != "spark.sql.shuffle.partitions"}
 
 
 def input_file(source_file: str = "source_file"):

@@ -224,3 +224,17 @@ def test_task_items_give_each_task_its_own_list_and_travel_as_bytes():
     fn = parse_units(tasks)
     cells = [c.cell_contents for c in fn.__closure__]
     assert any(isinstance(c, TaskItems) for c in cells) and not any(isinstance(c, list) and c for c in cells)
+
+
+def test_a_cluster_keeps_sparks_shuffle_partitions_a_local_session_takes_8():
+    """8 SQL shuffle partitions suit one machine; on a cluster they would make the nightly merge of
+    billions of rows 8 tasks, which adaptive execution never splits: Spark's default or --conf there."""
+    from sentiment_core.spark import for_master
+
+    base = {"spark.sql.shuffle.partitions": "8", "spark.sql.session.timeZone": "UTC"}
+    assert for_master(base, "local[2]", {}) == base
+    assert for_master(base, "local-cluster[2,1,2048]", {}) == base
+    for master in ("yarn", "spark://head:7077", "k8s://https://api:6443"):
+        assert for_master(base, master, {}) == {"spark.sql.session.timeZone": "UTC"}
+    caller = {**base, "spark.sql.shuffle.partitions": "64"}
+    assert for_master(caller, "yarn", {"spark.sql.shuffle.partitions": "64"}) == caller
