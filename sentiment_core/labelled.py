@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
-from . import readers
+from . import readers, schema
 from . import sentiment140 as s140
 
 log = logging.getLogger(__name__)
@@ -398,15 +398,19 @@ def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_c
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    wanted = [c for c in (text_col, label_col, id_col) if c]
     if _is_parquet(data):
         if data.member is not None:
             raise ValueError(f"{path}: a Parquet file is read where it lies, not inside an archive; extract it")
         pf = pq.ParquetFile(data.file)
         names = pf.schema_arrow.names
-        batches = lambda: pf.iter_batches(batch_size=chunk_rows, columns=wanted)  # noqa: E731
     else:
         names, delim = _csv_header(data)
+    text_col = _column(path, names, text_col, "text")
+    label_col = _column(path, names, label_col, "label")
+    wanted = [c for c in (text_col, label_col, id_col) if c]
+    if _is_parquet(data):
+        batches = lambda: pf.iter_batches(batch_size=chunk_rows, columns=wanted)  # noqa: E731
+    else:
         # the named columns only, as bytes: decoded here with invalid bytes replaced and counted,
         # where pyarrow refuses the whole file at the first byte that is not UTF-8
         batches = lambda: pacsv.open_csv(  # noqa: E731
@@ -449,6 +453,32 @@ def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_c
     last = b.flush()
     if last is not None:
         yield last
+
+
+# A labelled table's text and label columns where it has none named ``text`` / ``label`` (and the
+# user named none): the first of these names it has, compared as schema.column_key compares them
+# (``Sentiment``, ``airline_sentiment``). tweet_eval and most exports say text/label; Sentiment140
+# with a header says target; the Kaggle airline tweets airline_sentiment; IMDB-style sets sentiment.
+# A label scheme the reader would misread is still refused (_check_label_scheme).
+_COLUMN_NAMES = {
+    "text": schema.TABLE_COLUMNS["text"] + ("tweet_text", "sentence"),
+    "label": ("label", "sentiment", "target", "polarity", "airline_sentiment", "class", "sentiment_label"),
+}
+
+
+def _column(path: str, names: list[str], given: str, field: str) -> str:
+    """The column to read for ``field`` (text or label): ``given`` where the table has it or the
+    user named it, else the first of _COLUMN_NAMES[field] the table has (logged)."""
+    if given in names or given != field:
+        return given
+    by_key: dict[str, str] = {}
+    for n in names:
+        by_key.setdefault(schema.column_key(n), n)
+    found = next((by_key[k] for k in map(schema.column_key, _COLUMN_NAMES[field]) if k in by_key), None)
+    if found is None:
+        return given
+    log.info("%s: %s column %r, found by name (--%s-col names another)", path, field, found, field)
+    return found
 
 
 def _decoded(values: list, stats: ReadStats) -> list:

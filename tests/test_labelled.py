@@ -139,7 +139,7 @@ def test_table_csv_and_parquet(tmp_path):
     assert [c.ids for c in chunks] == [["a", "c"]] and [c.labels for c in chunks] == [[1, 0]]
     assert dict(stats.dropped) == {"empty_text": 1}
     with pytest.raises(ValueError, match="not found"):
-        list(read_labelled(str(csv), "table", text_col="text", label_col="sentiment"))
+        list(read_labelled(str(csv), "table", text_col="body", label_col="sentiment"))
 
 
 def test_semeval_quirks(tmp_path):
@@ -329,3 +329,33 @@ def test_semicolon_tables_as_european_excel_writes_them(tmp_path):
     assert table_separator("t.csv.gz", "id|text") == "|"
     assert table_separator("x/t.tsv", "id,text") == "\t"
     assert table_separator("t.csv", "text") == ","
+
+
+def test_a_table_without_text_and_label_columns_is_read_by_the_usual_names(tmp_path, caplog):
+    """Kaggle's tweet sets name their columns otherwise: the airline tweets' airline_sentiment, the
+    Tweet Sentiment Extraction set's sentiment beside selected_text, a Parquet Text/Polarity. Found
+    by name and logged; a column the user names is taken as named, or refused when absent."""
+    import logging
+
+    import pandas as pd
+
+    airline = tmp_path / "Tweets.csv"
+    airline.write_text("tweet_id,airline_sentiment,airline_sentiment_confidence,text\n"
+                       "1,positive,1.0,great crew\n2,negative,0.7,\"lost my bag,\nagain\"\n3,neutral,1.0,flying\n")
+    extraction = tmp_path / "train.csv"
+    extraction.write_text("textID,text,selected_text,sentiment\na1,so happy today,happy,positive\n"
+                          "b2,worst day,worst,negative\n")
+    pq = tmp_path / "p.parquet"
+    pd.DataFrame({"Text": ["yes!", "no."], "Polarity": [4, 0]}).to_parquet(pq)
+    with caplog.at_level(logging.INFO, logger="sentiment_core.labelled"):
+        got = {f.name: [(t, y) for c in read_labelled(str(f), "auto", ReadStats()) for t, y in zip(c.texts, c.labels)]
+               for f in (airline, extraction, pq)}
+    assert got == {"Tweets.csv": [("great crew", 1), ("lost my bag,\nagain", 0)],
+                   "train.csv": [("so happy today", 1), ("worst day", 0)],
+                   "p.parquet": [("yes!", 1), ("no.", 0)]}
+    assert "label column 'airline_sentiment', found by name" in caplog.text
+    assert "text column 'Text', found by name" in caplog.text
+    named = [y for c in read_labelled(str(extraction), "table", ReadStats(), text_col="selected_text") for y in c.texts]
+    assert named == ["happy", "worst"]
+    with pytest.raises(ValueError, match=r"column\(s\) \['mood'\] not found"):
+        list(read_labelled(str(extraction), "table", ReadStats(), label_col="mood"))
