@@ -49,26 +49,32 @@ def split_line(line: str) -> list[str] | None:
 
 # the start of a record: its target, then the id field
 _RECORD_START = re.compile(r'"[024]","')
-# a record whose text runs on over more lines than this is not a tweet: its lines stay one reject
+# a record whose text runs on over more lines, or characters, than these is not a tweet: what was
+# joined is one reject (the pieces of a line too long to read whole share its number, and would
+# otherwise be joined without end)
 MAX_RECORD_LINES = 64
+MAX_RECORD_CHARS = 1 << 16
 
 
 def records(lines: Iterable[tuple[int, str]], sep: str = "\n") -> Iterator[tuple[int, str]]:
     """(line number, line) pairs -> (number of its first line, record) pairs. A record whose text
     holds line breaks, as a CSV writer quotes a tweet written on several lines (an export in this
     format of one's own tweets), is joined back into one with ``sep`` for each line break (``""``
-    for lines that keep their line ends; a line number skipped, a blank line left out, is a break too). A record that is never closed (the next record starts,
-    or MAX_RECORD_LINES pass, or the file ends) is given as it was joined, for one reject. The
-    published file has no such record: its lines pass through as they are.
+    for lines that keep their line ends; a line number skipped, a blank line left out, is a break
+    too; pieces of one long line, which share its number, join with none). A record that is never
+    closed (the next record starts, MAX_RECORD_LINES or MAX_RECORD_CHARS pass, the file ends) is
+    given as it was joined, for one reject. The published file has no such record: its lines pass
+    through as they are.
 
     >>> list(records([(1, '"4","1","d","q","u","two'), (2, 'lines"'), (3, '"0","2","d","q","u","one"')]))
     [(1, '"4","1","d","q","u","two\\nlines"'), (3, '"0","2","d","q","u","one"')]
     """
-    first = last = 0
+    first = last = size = 0
     parts: list[str] = []
     for no, line in lines:
         if parts:
-            if no - first >= MAX_RECORD_LINES or _RECORD_START.match(line):
+            size += len(line)
+            if no - first >= MAX_RECORD_LINES or size > MAX_RECORD_CHARS or _RECORD_START.match(line):
                 yield first, "".join(parts)  # never closed
                 parts = []
             else:
@@ -79,8 +85,9 @@ def records(lines: Iterable[tuple[int, str]], sep: str = "\n") -> Iterator[tuple
                     yield first, "".join(parts)
                     parts = []
                 continue
-        if not line.rstrip("\r\n").endswith('"') and _RECORD_START.match(line):
+        if not line.rstrip("\r\n").endswith('"') and _RECORD_START.match(line) and len(line) <= MAX_RECORD_CHARS:
             first = last = no
+            size = len(line)
             parts = [line]  # its text goes on past the line end
             continue
         yield no, line

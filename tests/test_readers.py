@@ -1322,3 +1322,21 @@ def test_a_uri_listing_keeps_its_sizes_and_the_read_asks_none_again(spark, monke
     plan: dict = {}
     got = read_records(spark, files, plan=plan).groupBy("kind").count().collect()
     assert plan["files"] == 2 and sum(r["count"] for r in got) == 2 * len(records(V1_SAMPLE, source_file="s"))
+
+
+def test_sentiment140_joining_is_bounded_by_lines_and_characters():
+    """A record that never closes stops joining after MAX_RECORD_LINES lines or MAX_RECORD_CHARS
+    characters (the pieces of a line too long to read whole share its number): what was joined is
+    one reject-to-be, and the lines after it pass through as they are."""
+    from sentiment_core import sentiment140 as s140
+
+    start = '"0","1","Mon Apr 06 22:19:45 PDT 2009","NO_QUERY","u","open'
+    many = [(1, start)] + [(n, f"line {n}") for n in range(2, s140.MAX_RECORD_LINES + 5)]
+    out = list(s140.records(many))
+    assert out[0][0] == 1 and out[0][1].count("\n") == s140.MAX_RECORD_LINES - 1
+    assert out[1:] == many[s140.MAX_RECORD_LINES:]
+    piece = "x" * 10_000
+    pieces = [(7, start)] + [(7, piece)] * 20  # one long line in pieces
+    out = list(s140.records(pieces))
+    assert len(out[0][1]) <= s140.MAX_RECORD_CHARS and "\n" not in out[0][1]
+    assert sum(len(t) for _, t in out) == len(start) + 20 * len(piece)  # nothing lost, nothing doubled
