@@ -162,8 +162,17 @@ def _detect_format(data: _Data) -> str:
     if _is_parquet(data):
         return "table"
     with data.open() as f:
-        head = f.readline(65536).removeprefix(_BOM)
-    text, _ = s140.decode(head)
+        def head():  # the first lines, each read up to 64 kB: a file with no line ends is not read whole
+            for no in range(s140.MAX_RECORD_LINES):
+                raw = f.readline(65536)
+                if not raw:
+                    return
+                yield no, s140.decode(raw.removeprefix(_BOM) if no == 0 else raw)[0]
+
+        lines = head()
+        # the first record, which a Sentiment140 export may have quoted over several lines
+        text = next(s140.records(lines, sep=""), (0, ""))[1]
+        lines.close()
     if s140.split_line(text) is not None:
         return "sentiment140"
     if _SEMEVAL_LINE.match(text):

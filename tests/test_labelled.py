@@ -46,8 +46,9 @@ def test_sentiment140_texts_written_on_several_lines_are_one_row(tmp_path):
     f = tmp_path / "own.csv"
     f.write_bytes((f'"4","1","{d}","NO_QUERY","u","so\r\n\r\nhappy"\r\n"0","2","{d}","NO_QUERY","u","sad"\r\n'
                    f'"0","3","{d}","NO_QUERY","u","never\r\nclosed\r\n"4","4","{d}","NO_QUERY","u","ok"\r\n').encode())
+    assert detect_format(str(f)) == "sentiment140"  # told by its first record, over two lines here
     stats = ReadStats()
-    chunks = list(read_labelled(str(f), "sentiment140", stats))
+    chunks = list(read_labelled(str(f), "auto", stats))
     assert [i for c in chunks for i in c.ids] == ["1", "2", "4"]
     assert [t for c in chunks for t in c.texts][0] == "so\r\n\r\nhappy"
     assert stats.rows == 4 and stats.kept == 3 and dict(stats.dropped) == {"bad_field_count": 1}
