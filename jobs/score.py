@@ -189,7 +189,8 @@ def count_records(records, langs: tuple[str, ...], files: int = 0) -> dict:
     with_files = files <= FILE_SETS_UP_TO
     sets = [F.collect_set(input_file()).alias("files")] if with_files else []
     groups = (records.groupBy("kind", "reason", lang_ok.alias("lang_ok"))
-              .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids"), *sets).collect())
+              .agg(F.count(F.lit(1)).alias("n"), F.countDistinct("tweet_id").alias("ids"),
+                   F.count_if(F.col("lang").isNull()).alias("no_lang"), *sets).collect())
 
     def total(kind, **where):
         return sum(g["n"] for g in groups if g["kind"] == kind and all(g[k] == v for k, v in where.items()))
@@ -201,9 +202,15 @@ def count_records(records, langs: tuple[str, ...], files: int = 0) -> dict:
     tweets, filtered = total("tweet"), total("tweet", lang_ok=False)
     distinct = sum(g["ids"] for g in groups if g["kind"] == "tweet" and g["lang_ok"])
     found = {"files_with_records": len(set().union(*(g["files"] for g in groups)))} if with_files else {}
+    # --lang on tweets that carry no language (Sentiment140, a table without a lang column) filters them all
+    no_lang = sum(g["no_lang"] for g in groups if g["kind"] == "tweet" and not g["lang_ok"]) if langs else 0
+    if no_lang:
+        log.warning("--lang %s filtered out %d tweet(s) that carry no language (Sentiment140 has none; a table "
+                    "names it with --lang-col): drop --lang to score them", ",".join(langs), no_lang)
     return {**found, "records_read": sum(g["n"] for g in groups), "tweets_read": tweets,
             "delete_notices": total("delete"), "rejected": total("reject"), "rejected_by_reason": reasons,
-            "filtered_lang": filtered, "filtered_duplicate": tweets - filtered - distinct, "to_score": distinct}
+            "filtered_lang": filtered, "filtered_lang_no_language": no_lang,
+            "filtered_duplicate": tweets - filtered - distinct, "to_score": distinct}
 
 
 def count_files(records) -> int:

@@ -704,6 +704,7 @@ def test_job_lang_filter_and_no_text(spark, tiny_artifact, mixed_inputs, tmp_pat
     en = [t["tweet_id"] for t in tweets if t["lang"] == "en"]
     assert summary["reconciled"] is True
     assert summary["filtered_lang"] == len(tweets) - len(en) > 0
+    assert summary["filtered_lang_no_language"] == sum(t["lang"] is None for t in tweets)
     assert summary["filtered_duplicate"] == len(en) - len(set(en))
     assert summary["scored"] == len(set(en))
     assert summary["records_read"] == exp["records_read"] and summary["files_with_records"] == 5
