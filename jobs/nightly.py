@@ -46,6 +46,7 @@ from jobs.score import MARKER, count_records, files_with_records, prepare_tweets
 from sentiment_core.readers import TAR_MEMBER_SEP
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
+from sentiment_core.storage import LocalDir
 from sentiment_core.tables import MANIFEST, PENDING_DELETES, pending_deletes, spark_path  # pending: beside the manifest shards
 
 log = logging.getLogger("jobs.nightly")
@@ -309,7 +310,10 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     if cfg.backend != "auto":
         resolve_backend(meta, cfg.backend)  # an explicit backend the artifact lacks: fail before Spark
     version = meta["model_version"]
-    out = Path(cfg.output)
+    if "://" in cfg.output and not cfg.output.startswith("file://"):
+        raise ValueError(f"--output {cfg.output}: the nightly job's output is a local or mounted directory (it "
+                         "swaps partitions in place and keeps its manifest there); jobs.score writes to URIs")
+    out = Path(cfg.output[len("file://"):] if cfg.output.startswith("file://") else cfg.output)
     _check_output(out)
     skipped: list[str] = []
     files = discover(cfg.archive_root, cfg.layout, cfg.date_from, cfg.date_to, skipped)
@@ -374,7 +378,7 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
          .repartition("target_month")  # one file per month and run: the months read later hold fewer files
          .write.mode("overwrite").partitionBy("target_month").parquet(spark_path(stage / "deletes")))
         write_side_table(records.where(F.col("kind") == "reject").select("raw", "source_file", "line_no", "reason", "detected_at"),
-                         counts["rejected"], stage / "rejects")
+                         counts["rejected"], LocalDir(stage), "rejects")
         records.unpersist()
         check = written.get
 

@@ -21,16 +21,14 @@ import datetime as dt
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sentiment_core.scorer import BACKENDS, resolve_backend
-from sentiment_core.tables import spark_path
+from sentiment_core.storage import is_uri, output_dir
 
 log = logging.getLogger("jobs.score")
 
@@ -95,12 +93,13 @@ def parse_args(argv=None) -> ScoreConfig:
     return ScoreConfig(**ns)
 
 
-def check_output(output: str, overwrite: bool) -> None:
-    """Refuse a non-empty directory that is not an earlier output of this job (unless --overwrite)."""
-    root = Path(output)
+def check_output(output: str, overwrite: bool, spark=None) -> None:
+    """Refuse a non-empty directory that is not an earlier output of this job (unless --overwrite).
+    A URI is looked at through ``spark`` (its Hadoop file systems); a local path needs none."""
+    root = output_dir(output, spark)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--output {output} is a file, not a directory")
-    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists() and not overwrite:
+    if root.listdir() and not root.exists(MARKER) and not overwrite:
         raise ValueError(f"--output {output} is not empty and is not an output of this job; "
                          "choose another directory or pass --overwrite")
 
@@ -120,7 +119,8 @@ def validate(cfg: ScoreConfig) -> tuple[dict, list[str]]:
     if files.skipped:
         log.warning("skipped %d file(s) that hold no tweets by their names (archive metadata, READMEs, checksums): %s",
                     len(files.skipped), ", ".join(files.skipped[:10]))
-    check_output(cfg.output, cfg.overwrite)
+    if not is_uri(cfg.output):  # a URI's file system is reached through the Spark session: checked in run
+        check_output(cfg.output, cfg.overwrite)
     return meta, files
 
 
@@ -229,18 +229,20 @@ def files_with_records(records, counts: dict) -> int:
     return counts["files_with_records"] if "files_with_records" in counts else count_files(records)
 
 
-def write_side_table(rows, n: int, path: Path) -> None:
-    """A rejects/deletes partition: ``rows`` (``n`` of them, counted already) as one Parquet file;
-    with none, an empty Parquet file of their schema, written without a Spark job, so the table
-    stays queryable (0 rows)."""
+def write_side_table(rows, n: int, out, rel: str) -> None:
+    """A rejects/deletes partition ``rel`` of the output directory ``out`` (sentiment_core.storage):
+    ``rows`` (``n`` of them, counted already) as one Parquet file; with none, an empty Parquet file
+    of their schema, written without a Spark job, so the table stays queryable (0 rows)."""
     if n:
-        rows.coalesce(1).write.mode("overwrite").parquet(spark_path(path))
+        rows.coalesce(1).write.mode("overwrite").parquet(out.spark(rel))
         return
+    import pyarrow as pa
     import pyarrow.parquet as pq
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    path.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_arrow_schema(rows.schema, timezone="UTC").empty_table(), path / "part-00000-empty.parquet")
+    buf = pa.BufferOutputStream()
+    pq.write_table(to_arrow_schema(rows.schema, timezone="UTC").empty_table(), buf)
+    out.write_bytes(f"{rel}/part-00000-empty.parquet", buf.getvalue().to_pybytes())
 
 
 def run(cfg: ScoreConfig, spark=None) -> dict:
@@ -256,19 +258,26 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     own_session = spark is None
     spark = spark or get_session("tweet-sentiment-score")
+    try:
+        if is_uri(cfg.output):  # reached through the session's Hadoop file systems
+            check_output(cfg.output, cfg.overwrite, spark)
+        out = output_dir(cfg.output, spark)
+    except Exception:
+        if own_session:
+            spark.stop()
+        raise
     log.info("run %s: %d input files, model %s, config %s", run_id, len(files), meta["model_version"],
              json.dumps(dataclasses.asdict(cfg)))
-    out = Path(cfg.output)
     # rejects and deletes are staged under a hidden dir (readers skip '_' names) and moved in only
     # after the scores are written: a failed or killed run adds no rows to any table
-    staging = out / "_staging" / run_id
+    staging = f"_staging/{run_id}"
     side_writer = ThreadPoolExecutor(1, thread_name_prefix="side-tables")
     try:
         if cfg.overwrite:
             for t in TABLES + ("_staging",):
-                shutil.rmtree(out / t, ignore_errors=True)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / MARKER).write_text(json.dumps({"written_by": "tweet-sentiment jobs.score", "layout": 1}))
+                out.delete(t)
+        out.mkdirs()
+        out.write_bytes(MARKER, json.dumps({"written_by": "tweet-sentiment jobs.score", "layout": 1}).encode())
         columns = {"id": cfg.id_col, "text": cfg.text_col, "time": cfg.time_col, "user": cfg.user_col, "lang": cfg.lang_col}
         parse_plan: dict = {}
         records = read_records(spark, files, cfg.format, columns, cfg.files_per_task,
@@ -284,7 +293,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
             # for the summary only, where count_records left it: off the scoring job's path
             found = files_with_records(records, counts)
             for table, (n, kind, cols) in side.items():
-                write_side_table(records.where(F.col("kind") == kind).select(*cols), n, staging / table)
+                write_side_table(records.where(F.col("kind") == kind).select(*cols), n, out, f"{staging}/{table}")
             return found
 
         side_done = side_writer.submit(inheritable_thread_target(spark)(write_side_tables))
@@ -300,11 +309,11 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
                               partitions, meta["model_version"], run_id, cfg.include_text, cfg.backend,
                               observation=written)
         # the days this model version has already: a run that writes one of them replaces it whole
-        before = {d.name[len("dt="):] for d in (out / "scores" / f"model_version={meta['model_version']}").glob("dt=*")}
+        before = {d[len("dt="):] for d in out.listdir(f"scores/model_version={meta['model_version']}") if d.startswith("dt=")}
         # dynamic on the writer itself: a session not made by get_session (run(cfg, spark=...))
         # may be in the default static mode, which would wipe every other partition
         (scored.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
-         .partitionBy("model_version", "dt").parquet(spark_path(out / "scores")))
+         .partitionBy("model_version", "dt").parquet(out.spark("scores")))
         score_seconds = time.perf_counter() - t_score
         files_found = side_done.result()
         check = written.get
@@ -314,12 +323,11 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
             log.warning("replaced %d day partition(s) that earlier runs wrote (%s): a run's days hold its rows only. "
                         "To add files to days already scored, use jobs.nightly", len(replaced), ", ".join(replaced[:5]))
         for table in side:
-            (out / table).mkdir(exist_ok=True)
-            os.replace(staging / table, out / table / f"run_id={run_id}")
+            out.rename(f"{staging}/{table}", f"{table}/run_id={run_id}")
         records.unpersist()
     finally:
         side_writer.shutdown(wait=True)  # a failed run: its side tables are written (or failed) before the cleanup
-        shutil.rmtree(staging, ignore_errors=True)  # emptied by a run that committed; a failed run's rows
+        out.delete(staging)  # emptied by a run that committed; a failed run's rows
         if own_session:
             spark.stop()
     wall = time.perf_counter() - t0
@@ -328,7 +336,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
         "inputs": list(cfg.inputs), "files": len(files), "files_skipped": len(files.skipped), **counts, "files_with_records": files_found,
         "scored": int(check["n"]),
         "model_rows": int(check["model_rows"]), "partitions_written": dts, "partitions_replaced": replaced,
-        "output": str(out.resolve()),
+        "output": out.root,
         "started_at": started.isoformat(), "wall_seconds": round(wall, 3),
         "scoring_seconds": round(score_seconds, 3),
         "tweets_per_second": round(int(check["n"]) / wall, 2) if wall else None, "parse": parse_plan,
@@ -337,8 +345,7 @@ def run(cfg: ScoreConfig, spark=None) -> dict:
     accounted = summary["scored"] + summary["rejected"] + summary["delete_notices"] + \
         summary["filtered_lang"] + summary["filtered_duplicate"]
     summary["reconciled"] = accounted == summary["records_read"] and check["n"] == counts["to_score"]
-    (out / "runs").mkdir(exist_ok=True)
-    (out / "runs" / f"{run_id}.json").write_text(json.dumps(summary, indent=2))
+    out.write_bytes(f"runs/{run_id}.json", json.dumps(summary, indent=2).encode())
     if not summary["reconciled"]:
         raise RuntimeError(f"counts do not reconcile: read {summary['records_read']} != scored {summary['scored']} "
                            f"+ rejected + deletes + filtered ({accounted}); rows written {check['n']}, distinct ids to score "

@@ -995,3 +995,34 @@ def test_csv_tweet_tables_with_a_header_are_read_by_their_column_names(spark, ti
         other.write_text("when,what\n2021-01-01,hello\n")
         job.run(job.parse_args(["--input", str(other), "--model", str(tiny_artifact), "--output",
                                 str(tmp_path / "o2")]), spark=spark)
+
+
+def test_output_as_a_uri_goes_through_the_sessions_file_systems(spark, tiny_artifact, tmp_path, capsys):
+    """--output hdfs://..., s3a://...: the driver's own writes (marker, side tables moved in, run
+    summary) go through the Hadoop file systems of the session, as Spark's writers do. A file: URI
+    takes that path here: the same tables as a local path gives, a rerun replaces its days, a
+    foreign directory is refused, and the tables read back from the URI."""
+    from sentiment_core.tables import read_table as view
+
+    inputs = [str(V1_SAMPLE), str(V1_BAD), str(V2_PAGE)]
+    local, uri = tmp_path / "local", (tmp_path / "remote").as_uri()
+    a = job.run(job.parse_args(["--input", *inputs, "--model", str(tiny_artifact), "--output", str(local)]), spark=spark)
+    b = job.run(job.parse_args(["--input", *inputs, "--model", str(tiny_artifact), "--output", uri]), spark=spark)
+    assert b["reconciled"] and b["output"] == uri and (b["scored"], b["rejected"]) == (a["scored"], a["rejected"])
+    remote = tmp_path / "remote"
+    assert (remote / job.MARKER).is_file() and (remote / "runs" / f"{b['run_id']}.json").is_file()
+    assert [p.name for p in (remote / "rejects").iterdir()] == [f"run_id={b['run_id']}"]
+    assert not any((remote / "_staging").iterdir())
+    strip = lambda df: df.drop(columns=["run_id", "scored_at"]).sort_values("tweet_id").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(strip(read_table(spark, remote / "scores")), strip(read_table(spark, local / "scores")))
+    assert view(spark, uri, "rejects").count() == a["rejected"] and view(spark, uri, "scores").count() == a["scored"]
+    again = job.run(job.parse_args(["--input", *inputs, "--model", str(tiny_artifact), "--output", uri]), spark=spark)
+    assert again["partitions_replaced"] == again["partitions_written"] and len(read_table(spark, remote / "scores")) == a["scored"]
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("not yours")
+    with pytest.raises(ValueError, match="not empty and is not an output of this job"):
+        job.run(job.parse_args(["--input", *inputs, "--model", str(tiny_artifact), "--output", foreign.as_uri()]),
+                spark=spark)
+    assert [p.name for p in foreign.iterdir()] == ["precious.txt"]
