@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     print("== 3. scoring the bundled Twitter v1.1 archive on Spark (local[*])", flush=True)
     from jobs import score
     from sentiment_core.spark import get_session
-    from sentiment_core.tables import spark_path
+    from sentiment_core.storage import spark_path
 
     spark = get_session("tweet-sentiment-demo")
     try:

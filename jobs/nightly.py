@@ -46,8 +46,8 @@ from jobs.score import MARKER, count_records, files_with_records, prepare_tweets
 from sentiment_core.readers import TAR_MEMBER_SEP
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
-from sentiment_core.storage import LocalDir
-from sentiment_core.tables import MANIFEST, PENDING_DELETES, pending_deletes, spark_path  # pending: beside the manifest shards
+from sentiment_core.storage import LocalDir, spark_path
+from sentiment_core.tables import MANIFEST, PENDING_DELETES, pending_deletes  # beside the manifest shards
 
 log = logging.getLogger("jobs.nightly")
 

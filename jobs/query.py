@@ -337,7 +337,7 @@ def export(df, out_dir: str, fmt: str):
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    from sentiment_core.tables import spark_path
+    from sentiment_core.storage import spark_path
 
     if "://" not in out_dir and os.path.exists(out_dir):
         if not os.path.isdir(out_dir) or os.listdir(out_dir):

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from . import jvmcds, readers, schema
-from .tables import spark_path
+from .storage import spark_path
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,14 @@ def is_uri(path: str) -> bool:
     return "://" in os.fspath(path)
 
 
+def spark_path(path) -> str:
+    """A path as Spark is to be given it: a URI as it is, a local path as a ``file:`` URI. Spark
+    resolves a bare path against the cluster's default file system (HDFS on YARN), not against the
+    disk that the driver and executors share, where the jobs' outputs live (README "Paths")."""
+    p = os.fspath(path)
+    return p if is_uri(p) else "file://" + os.path.abspath(p)
+
+
 class LocalDir:
     """An output directory on a local (or mounted) file system."""
 
@@ -27,7 +35,7 @@ class LocalDir:
 
     def spark(self, rel: str = "") -> str:
         """The path as Spark is to be given it (a bare path would be the cluster's default file system)."""
-        return "file://" + self.path(rel)
+        return spark_path(self.path(rel))
 
     def exists(self, rel: str = "") -> bool:
         return os.path.exists(self.path(rel))

@@ -19,6 +19,8 @@ import os
 import re
 from contextlib import contextmanager
 
+from .storage import spark_path
+
 log = logging.getLogger(__name__)
 
 PARQUET_TABLES = ("scores", "rejects", "deletes", "run_log")
@@ -29,14 +31,6 @@ PENDING_DELETES = "_pending_deletes.json"
 VIEWS = PARQUET_TABLES + ("runs",)
 _INFER = "spark.sql.sources.partitionColumnTypeInference.enabled"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def spark_path(path) -> str:
-    """A path as Spark is to be given it: a URI as it is, a local path as a ``file:`` URI. Spark
-    resolves a bare path against the cluster's default file system (HDFS on YARN), not against the
-    disk that the driver and executors share, where the jobs' outputs live (README "Paths")."""
-    p = os.fspath(path)
-    return p if "://" in p else "file://" + os.path.abspath(p)
 
 
 def _join(root: str, name: str) -> str:
