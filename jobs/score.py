@@ -3,7 +3,8 @@
     spark-submit jobs/score.py --input PATH [PATH ...] --model ARTIFACT --output DIR [options]
     python -m jobs.score ...            (the same, on the embedded default: local Spark)
 
-Output directory (one of this job's, or empty)::
+Output directory (one of this job's, or empty; a local or mounted path, or a URI of the cluster's
+Hadoop file systems such as hdfs:// or s3a://)::
 
     scores/model_version=V/dt=YYYY-MM-DD/   scored tweets; a run replaces the partitions it writes
     rejects/run_id=R/                       bad records: raw (bounded), source_file, line_no, reason
@@ -71,7 +72,7 @@ def parse_args(argv=None) -> ScoreConfig:
     p = argparse.ArgumentParser(prog="jobs/score.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", dest="inputs", nargs="+", action="extend", required=True)
     p.add_argument("--model", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, help="output directory: a path every node sees, or hdfs://, s3a://, ...")
     p.add_argument("--format", default="auto", choices=INPUT_FORMATS)
     p.add_argument("--lang", nargs="+", action="extend", default=[], help="e.g. --lang en")
     p.add_argument("--include-text", action="store_true")
