@@ -17,7 +17,8 @@ stopped growing, or that another version took over, when it is run again.
 
 Archive layouts (``--layout auto`` detects): the Internet Archive grab ``YYYY/MM/DD/HH/MM.json.bz2``
 or its day files as downloaded (``twitter-stream-YYYY-MM-DD.tar``, read member by member),
-``dt=YYYY-MM-DD/`` folders, or flat folders (every file is a candidate; date flags do not apply).
+``dt=YYYY-MM-DD/`` folders, or flat folders (every file is a candidate; date flags do not apply);
+a local or mounted folder, or an ``hdfs://``, ``s3://``, ``gs://`` URI (listed whole through pyarrow).
 
 Output (besides the score job's ``scores/model_version=V/dt=D/``): ``deletes/target_month=YYYY-MM/``
 (by the month the deleted tweet was posted), ``rejects/run_id=R/``, ``run_log/`` (one row per run),
@@ -169,9 +170,13 @@ def discover(root: str, layout: str, date_from: str | None, date_to: str | None,
     are not tweet data by their names (an Internet Archive item's metadata, a README: ``readers.not_data``)."""
     from sentiment_core import readers
 
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"--archive-root {root} is not a directory")
-    root = os.path.abspath(root)  # source_file values stay the same whichever way the root is spelled
+    local = readers._local_path(root)
+    if local is not None:
+        if not os.path.isdir(local):
+            raise FileNotFoundError(f"--archive-root {root} is not a directory")
+        root = os.path.abspath(local)  # source_file values stay the same whichever way the root is spelled
+    else:  # hdfs://, s3://, gs://: listed whole through pyarrow's file systems (no folder pruning by date)
+        root = root.rstrip("/")
 
     def outside(rel_dir: str) -> bool:
         days = _dir_days(rel_dir, layout)
@@ -180,17 +185,23 @@ def discover(root: str, layout: str, date_from: str | None, date_to: str | None,
     ranged = layout != "flat" and bool(date_from or date_to)
     out = {}
     listed = readers.list_input_files([root], skip_dir=outside if ranged else None)
+    if local is None and list(listed) == [root]:
+        raise FileNotFoundError(f"--archive-root {root} is a file, not a directory")
     if skipped is not None:
         skipped.extend(listed.skipped)
     for path in listed:
-        rel = os.path.relpath(path, root)
+        rel = os.path.relpath(path, root) if local is not None else path[len(root):].lstrip("/")
         day = file_date(rel, layout)
         if layout in ("grab", "dt") and day is None:
             continue  # not part of this layout (e.g. a README beside the archive)
         if day is not None and ((date_from and day < date_from) or (date_to and day > date_to)):
             continue
-        st = os.stat(path)
-        out[rel] = {"path": path, "size": st.st_size, "mtime": int(st.st_mtime_ns // 1_000_000), "date": day}
+        if local is not None:
+            st = os.stat(path)
+            size, mtime = st.st_size, int(st.st_mtime_ns // 1_000_000)
+        else:
+            size, mtime = listed.sizes[path], listed.mtimes[path]
+        out[rel] = {"path": path, "size": size, "mtime": mtime, "date": day}
     return out
 
 

@@ -1699,8 +1699,9 @@ def _list_local(path: str, skipped: list[str], skip_dir=None) -> list[str]:
     return sorted(found)
 
 
-def _list_remote(uri: str, sizes: dict[str, int], skipped: list[str]) -> list[str]:
-    """The files under ``uri`` (a URI of pyarrow.fs); their sizes, which the listing gives, go to ``sizes``."""
+def _list_remote(uri: str, sizes: dict[str, int], skipped: list[str], mtimes: dict[str, int] | None = None) -> list[str]:
+    """The files under ``uri`` (a URI of pyarrow.fs); their sizes, which the listing gives, go to
+    ``sizes``, and their modification times (ms since the epoch, 0 where the store gives none) to ``mtimes``."""
     from pyarrow import fs as pafs  # lazy: only for non-local URIs
 
     filesystem, base = pafs.FileSystem.from_uri(uri)
@@ -1709,6 +1710,8 @@ def _list_remote(uri: str, sizes: dict[str, int], skipped: list[str]) -> list[st
         raise FileNotFoundError(f"input path does not exist: {uri}")
     if info.type != pafs.FileType.Directory:
         sizes[uri] = info.size
+        if mtimes is not None:
+            mtimes[uri] = (info.mtime_ns or 0) // 1_000_000
         return [uri]
     # rebuild URIs: for hdfs://host:port/p the fs path excludes the authority; for
     # s3://bucket/key (and similar object stores) it starts with the bucket
@@ -1730,19 +1733,22 @@ def _list_remote(uri: str, sizes: dict[str, int], skipped: list[str]) -> list[st
             continue
         found.append(prefix + entry.path)
         sizes[prefix + entry.path] = entry.size
+        if mtimes is not None:
+            mtimes[prefix + entry.path] = (entry.mtime_ns or 0) // 1_000_000
     return sorted(found)
 
 
 class Listed(list):
     """Input files as :func:`list_input_files` found them, and the sizes its listing gave
     (``sizes``: those behind a URI, where an object store's listing has them; a size asked again
-    would be one request per file), and ``skipped``: the files of the directories walked that
-    :func:`not_data` left out."""
+    would be one request per file), their modification times (``mtimes``, likewise), and
+    ``skipped``: the files of the directories walked that :func:`not_data` left out."""
 
     def __init__(self, files=(), sizes: dict[str, int] | None = None, skipped: list[str] | None = None):
         super().__init__(files)
         self.sizes = sizes if sizes is not None else {}
         self.skipped = skipped if skipped is not None else []
+        self.mtimes: dict[str, int] = {}  # behind a URI, as its listing gave them (ms)
 
 
 def list_input_files(paths: list[str], skip_dir=None) -> Listed:
@@ -1766,7 +1772,7 @@ def list_input_files(paths: list[str], skip_dir=None) -> Listed:
         path = os.fspath(path)
         local = _local_path(path)
         found = (_list_local(local, out.skipped, skip_dir) if local is not None else
-                 _list_remote(path, out.sizes, out.skipped))
+                 _list_remote(path, out.sizes, out.skipped, out.mtimes))
         for item in found:
             if item not in seen:
                 seen.add(item)

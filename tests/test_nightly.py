@@ -413,3 +413,31 @@ def test_the_jobs_use_local_paths_where_the_default_file_system_is_hdfs(spark, a
         assert query.main(["--output", str(out), "sql", "SELECT tweet_id FROM scores", "--out-dir", str(exported),
                            "--format", "parquet"], spark=spark) == 0
     assert len(pd.read_parquet(exported)) == len(table(out))
+
+
+def test_an_archive_root_behind_a_uri_is_listed_through_its_file_system(spark, archive, tiny_artifact, tmp_path,
+                                                                         monkeypatch):
+    """--archive-root hdfs://... or s3://...: the driver lists the archive through pyarrow's file
+    systems (sizes and modification times from the listing, for the manifest). A file: URI listed
+    that way here gives the nights of the local root, and a second run finds nothing new."""
+    from sentiment_core import readers
+
+    out_local, out_uri = tmp_path / "local", tmp_path / "uri"
+    nightly(spark, archive, tiny_artifact, out_local, "--date", DAYS[0])
+    monkeypatch.setattr(readers, "_local_path", lambda p: None if "://" in p else p)  # the driver's listing only
+    uri = archive.as_uri()
+    files = discover_day(uri)
+    assert files and all(e["path"].startswith(uri + "/") and e["size"] > 0 and e["mtime"] > 0 for e in files.values())
+    assert {r: (e["size"], e["date"]) for r, e in files.items()} == \
+        {r: (e["size"], e["date"]) for r, e in discover_day(str(archive)).items()}
+    s = nightly(spark, uri, tiny_artifact, out_uri, "--date", DAYS[0])
+    assert s["reconciled"] and s["files_new"] > 0
+    assert nightly(spark, uri, tiny_artifact, out_uri, "--date", DAYS[0])["noop"] is True
+    key = ["model_version", "tweet_id", "score", "label", "dt"]
+    pd.testing.assert_frame_equal(table(out_uri)[key], table(out_local)[key])
+
+
+def discover_day(root):
+    from jobs import nightly as N
+
+    return N.discover(root, "auto", DAYS[0], DAYS[0])
