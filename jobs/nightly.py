@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.score import MARKER, count_records, files_with_records, prepare_tweets, score_tweets, write_side_table
+from sentiment_core import readers
 from sentiment_core.readers import TAR_MEMBER_SEP
 from sentiment_core.scorer import BACKENDS, resolve_backend
 from sentiment_core import commit as C
@@ -168,8 +169,6 @@ def discover(root: str, layout: str, date_from: str | None, date_to: str | None,
     another ``dt=`` folder) are not walked, so a night lists its own days, not the archive's
     history (1,440 minute files a day in the grab). ``skipped`` (optional) gets the files that
     are not tweet data by their names (an Internet Archive item's metadata, a README: ``readers.not_data``)."""
-    from sentiment_core import readers
-
     local = readers._local_path(root)
     if local is not None:
         if not os.path.isdir(local):
@@ -321,10 +320,11 @@ def run(cfg: NightlyConfig, spark=None) -> dict:
     if cfg.backend != "auto":
         resolve_backend(meta, cfg.backend)  # an explicit backend the artifact lacks: fail before Spark
     version = meta["model_version"]
-    if "://" in cfg.output and not cfg.output.startswith("file://"):
+    local = readers._local_path(cfg.output)  # a plain path or a file: URI
+    if local is None:
         raise ValueError(f"--output {cfg.output}: the nightly job's output is a local or mounted directory (it "
                          "swaps partitions in place and keeps its manifest there); jobs.score writes to URIs")
-    out = Path(cfg.output[len("file://"):] if cfg.output.startswith("file://") else cfg.output)
+    out = Path(local)
     _check_output(out)
     skipped: list[str] = []
     files = discover(cfg.archive_root, cfg.layout, cfg.date_from, cfg.date_to, skipped)

@@ -480,10 +480,7 @@ def _column(path: str, names: list[str], given: str, field: str) -> str:
     user named it, else the first of _COLUMN_NAMES[field] the table has (logged)."""
     if given in names or given != field:
         return given
-    by_key: dict[str, str] = {}
-    for n in names:
-        by_key.setdefault(schema.column_key(n), n)
-    found = next((by_key[k] for k in map(schema.column_key, _COLUMN_NAMES[field]) if k in by_key), None)
+    found = schema.first_column(names, _COLUMN_NAMES[field])
     if found is None:
         return given
     log.info("%s: %s column %r, found by name (--%s-col names another)", path, field, found, field)

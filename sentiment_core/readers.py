@@ -1699,20 +1699,23 @@ def _list_local(path: str, skipped: list[str], skip_dir=None) -> list[str]:
     return sorted(found)
 
 
-def _list_remote(uri: str, sizes: dict[str, int], skipped: list[str], mtimes: dict[str, int] | None = None) -> list[str]:
-    """The files under ``uri`` (a URI of pyarrow.fs); their sizes, which the listing gives, go to
-    ``sizes``, and their modification times (ms since the epoch, 0 where the store gives none) to ``mtimes``."""
+def _list_remote(uri: str, listed: "Listed") -> list[str]:
+    """The files under ``uri`` (a URI of pyarrow.fs). What the listing gives goes into ``listed``:
+    sizes, modification times (ms since the epoch, 0 where the store gives none), and the files
+    :func:`not_data` leaves out."""
     from pyarrow import fs as pafs  # lazy: only for non-local URIs
+
+    def keep(path: str, info) -> str:
+        listed.sizes[path] = info.size
+        listed.mtimes[path] = (info.mtime_ns or 0) // 1_000_000
+        return path
 
     filesystem, base = pafs.FileSystem.from_uri(uri)
     info = filesystem.get_file_info(base)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"input path does not exist: {uri}")
     if info.type != pafs.FileType.Directory:
-        sizes[uri] = info.size
-        if mtimes is not None:
-            mtimes[uri] = (info.mtime_ns or 0) // 1_000_000
-        return [uri]
+        return [keep(uri, info)]
     # rebuild URIs: for hdfs://host:port/p the fs path excludes the authority; for
     # s3://bucket/key (and similar object stores) it starts with the bucket
     parsed = urlparse(uri)
@@ -1729,12 +1732,9 @@ def _list_remote(uri: str, sizes: dict[str, int], skipped: list[str], mtimes: di
         if any(_hidden(part) for part in rel.split("/")):
             continue
         if not_data(rel.rsplit("/", 1)[-1]):
-            skipped.append(prefix + entry.path)
+            listed.skipped.append(prefix + entry.path)
             continue
-        found.append(prefix + entry.path)
-        sizes[prefix + entry.path] = entry.size
-        if mtimes is not None:
-            mtimes[prefix + entry.path] = (entry.mtime_ns or 0) // 1_000_000
+        found.append(keep(prefix + entry.path, entry))
     return sorted(found)
 
 
@@ -1744,11 +1744,11 @@ class Listed(list):
     would be one request per file), their modification times (``mtimes``, likewise), and
     ``skipped``: the files of the directories walked that :func:`not_data` left out."""
 
-    def __init__(self, files=(), sizes: dict[str, int] | None = None, skipped: list[str] | None = None):
+    def __init__(self, files=(), sizes: dict[str, int] | None = None):
         super().__init__(files)
         self.sizes = sizes if sizes is not None else {}
-        self.skipped = skipped if skipped is not None else []
         self.mtimes: dict[str, int] = {}  # behind a URI, as its listing gave them (ms)
+        self.skipped: list[str] = []
 
 
 def list_input_files(paths: list[str], skip_dir=None) -> Listed:
@@ -1772,7 +1772,7 @@ def list_input_files(paths: list[str], skip_dir=None) -> Listed:
         path = os.fspath(path)
         local = _local_path(path)
         found = (_list_local(local, out.skipped, skip_dir) if local is not None else
-                 _list_remote(path, out.sizes, out.skipped, out.mtimes))
+                 _list_remote(path, out))
         for item in found:
             if item not in seen:
                 seen.add(item)

@@ -90,10 +90,16 @@ def column_key(name: str) -> str:
     return "".join(c for c in name.lower() if c not in " _-")
 
 
-def find_column(columns, field: str) -> str | None:
-    """The column of ``columns`` (names) that gives ``field`` (a key of TABLE_COLUMNS), or None."""
+def first_column(columns, names) -> str | None:
+    """The first of ``names`` that ``columns`` has, compared by :func:`column_key`, as ``columns``
+    spells it; None where it has none."""
     by_key: dict[str, str] = {}
     for c in columns:
         by_key.setdefault(column_key(c), c)
-    return next((by_key[k] for k in map(column_key, TABLE_COLUMNS[field]) if k in by_key), None)
+    return next((by_key[k] for k in map(column_key, names) if k in by_key), None)
+
+
+def find_column(columns, field: str) -> str | None:
+    """The column of ``columns`` (names) that gives ``field`` (a key of TABLE_COLUMNS), or None."""
+    return first_column(columns, TABLE_COLUMNS[field])
 
