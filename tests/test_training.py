@@ -261,6 +261,8 @@ def test_runs_started_before_the_weight_average_still_resume():
     assert parse_args(base + ["--ema-decay", "0.99"]).resume_key()["ema_decay"] == 0.99
     assert "average_best" not in parse_args(base).resume_key()  # on by default since 2026-11-30
     assert parse_args(base + ["--no-average-best"]).resume_key()["average_best"] is False
+    assert "shuffle_seed" not in parse_args(base).resume_key()
+    assert parse_args(base + ["--shuffle-seed", "3"]).resume_key()["shuffle_seed"] == 3
 
 
 def test_dense_embedding_gradients_give_the_sparse_update(tiny_base):
@@ -320,3 +322,76 @@ def test_predict_reads_bytes_that_are_not_utf8(tiny_artifact):
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.decode().strip().splitlines()
     assert [line.split("\t")[2] for line in lines] == ["caf\ufffd is nice", "great"]
+
+
+def _tiny_cli(tiny_base, out, *extra) -> list[str]:
+    """tiny_run's command (conftest) with another output directory and extra flags."""
+    return ["--data", str(DATA), "--output-dir", str(out), "--base-model", str(tiny_base), "--epochs", "2",
+            "--batch-size", "16", "--learning-rate", "1e-3", "--log-every", "2", "--checkpoint-every", "5", *extra]
+
+
+def test_greedy_soup_adds_a_run_only_where_the_mean_lowers_the_loss():
+    """Runs ranked by validation loss; each joins the running mean only where it lowers the loss."""
+    from pathlib import Path as P
+
+    from training.soup import Member, greedy_soup
+
+    target = np.array([1.0, 1.0])
+
+    def member(name, w):
+        return Member(P(name), None, {}, weights=[np.array(w, dtype=np.float32)])
+
+    def evaluate(weights):  # the "loss": distance of the weights from a target
+        return {"log_loss": float(np.abs(weights[0] - target).sum()), "accuracy": 0.0}
+
+    # alone: a 1.0, b 1.0, c 2.0 (a wins the tie, first given); a+b = [1, 1] -> 0; c would pull it away
+    runs = [member("a", [0.5, 1.5]), member("b", [1.5, 0.5]), member("c", [2.0, 2.0])]
+    weights, chosen, steps = greedy_soup(runs, evaluate)
+    assert [m.dir.name for m in chosen] == ["a", "b"]
+    np.testing.assert_allclose(weights[0], [1.0, 1.0])
+    assert [(s["run"], s["step"], s.get("joined")) for s in steps] == [
+        ("a", "alone", None), ("b", "alone", None), ("c", "alone", None), ("b", "join", True), ("c", "join", False)]
+    assert weights[0].dtype == np.float32
+
+
+def test_soup_of_runs_that_differ_in_shuffle_seed(tmp_path, tiny_base, tiny_run, capsys):
+    """--shuffle-seed keeps the split and changes the training; training.soup averages such runs
+    into one artifact whose validation loss is at most its best run's, refuses runs of another
+    split with one line, and the artifact scores through the production scorer."""
+    from sentiment_core.scorer import Scorer
+    from training.soup import main as soup
+    from training.train import main
+
+    other = tmp_path / "other"
+    assert main(_tiny_cli(tiny_base, other, "--shuffle-seed", "7")) == 0
+    summary = lambda run: json.loads((run / "data" / "summary.json").read_text())["splits"]  # noqa: E731
+    assert summary(other) == summary(tiny_run)
+    a = json.loads((tiny_run / "artifact" / "metadata.json").read_text())["metrics"]["validation"]["log_loss"]
+    b = json.loads((other / "artifact" / "metadata.json").read_text())["metrics"]["validation"]["log_loss"]
+    assert a != b  # another batch order and head: another model
+
+    capsys.readouterr()
+    out = tmp_path / "soup"
+    assert soup(["--run", str(tiny_run), "--run", str(other), "--output-dir", str(out)]) == 0
+    artifact = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert artifact == (out / "artifact").resolve()
+    meta = json.loads((artifact / "metadata.json").read_text())
+    info = meta["training"]["soup"]
+    assert meta["training"]["kept_weights"] == "soup" and len(info["candidates"]) == 2
+    alone = {c["run"]: c["val_loss"] for c in info["candidates"]}
+    assert alone[str(tiny_run.resolve())] == pytest.approx(a, rel=1e-4)
+    assert meta["metrics"]["validation"]["log_loss"] <= min(alone.values()) + 1e-6
+    assert info["members"][0] == min(alone, key=alone.get)
+    first = json.loads((tiny_run / "artifact" / "metadata.json").read_text())
+    assert (meta["data_fingerprint"], meta["split"]) == (first["data_fingerprint"], first["split"])
+    probs = Scorer(str(artifact), backend="tf").predict_proba(["what a lovely day", "this is awful"])
+    assert probs.shape == (2, 2) and np.all((probs >= 0) & (probs <= 1))
+
+    elsewhere = tmp_path / "elsewhere"
+    assert main(_tiny_cli(tiny_base, elsewhere, "--seed", "43")) == 0
+    capsys.readouterr()
+    assert soup(["--run", str(tiny_run), "--run", str(elsewhere), "--output-dir", str(tmp_path / "soup2")]) == 2
+    err = capsys.readouterr().err
+    assert "another split" in err and "--shuffle-seed" in err and len(err.strip().splitlines()) == 1
+    assert soup(["--run", str(tiny_run), "--run", str(tmp_path / "nothing"), "--output-dir", str(out)]) == 2
+    assert "not a finished training run" in capsys.readouterr().err

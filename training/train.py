@@ -55,6 +55,9 @@ class TrainConfig:
     max_length: int = field(default=64, metadata={"help": "truncate tweets to this many tokens"})
     max_rows: int | None = field(default=None, metadata={"help": "train on a seeded sample of N rows"})
     seed: int = field(default=42, metadata={"help": "seed for split, sampling, shuffling, init"})
+    shuffle_seed: int | None = field(default=None, metadata={
+        "help": "seed for the batch order, the head's initial weights and dropout only (default: --seed): runs "
+                "that differ in it share their split, so `python -m training.soup` can average them"})
     patience: int = field(default=1, metadata={"help": "epochs without val-loss improvement before stopping"})
     ema_decay: float = field(default=0.0, metadata={
         "help": "keep an exponential moving average of the weights with this decay (e.g. 0.998; 0: off); each "
@@ -104,6 +107,8 @@ class TrainConfig:
             d.pop("ema_decay")
         if not d["label_map"]:  # likewise
             d.pop("label_map")
+        if d["shuffle_seed"] is None:  # likewise
+            d.pop("shuffle_seed")
         if d["average_best"]:  # on: likewise (it changes which weights are kept, not the training)
             d.pop("average_best")
         return d
@@ -253,10 +258,11 @@ def train(cfg: TrainConfig) -> Path:
     log.info("devices: %s; replicas %d; mixed precision %s",
              [g.name for g in gpus] or ["CPU"], strategy.num_replicas_in_sync, mixed)
 
-    batches = TrainBatches(run.data_dir, encoder, cfg.normalization, cfg.batch_size, cfg.seed,
+    train_seed = cfg.seed if cfg.shuffle_seed is None else cfg.shuffle_seed
+    batches = TrainBatches(run.data_dir, encoder, cfg.normalization, cfg.batch_size, train_seed,
                            cfg.max_length if cfg.fixed_padding else None)
     steps_per_epoch = batches.steps_per_epoch()
-    k.utils.set_random_seed(cfg.seed)
+    k.utils.set_random_seed(train_seed)
     with strategy.scope():
         bert = M.load_encoder(base_path)
         model = M.build_classifier(bert, cfg.pooling, cfg.dropout)
