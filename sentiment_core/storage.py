@@ -92,7 +92,14 @@ class HadoopDir:
         return bool(self._fs.exists(self._p(rel)))
 
     def is_dir(self, rel: str = "") -> bool:
-        return self.exists(rel) and bool(self._fs.getFileStatus(self._p(rel)).isDirectory())
+        from py4j.protocol import Py4JJavaError
+
+        try:  # one request (an object store's round trip), not exists() and then the status
+            return bool(self._fs.getFileStatus(self._p(rel)).isDirectory())
+        except Py4JJavaError as e:
+            if e.java_exception.getClass().getName() == "java.io.FileNotFoundException":
+                return False
+            raise
 
     def listdir(self, rel: str = "") -> list[str]:
         if not self.is_dir(rel):
