@@ -174,7 +174,7 @@ def discover(root: str, layout: str, date_from: str | None, date_to: str | None,
         if not os.path.isdir(local):
             raise FileNotFoundError(f"--archive-root {root} is not a directory")
         root = os.path.abspath(local)  # source_file values stay the same whichever way the root is spelled
-    else:  # hdfs://, s3://, gs://: listed whole through pyarrow's file systems (no folder pruning by date)
+    else:  # hdfs://, s3://, gs://: listed through pyarrow's file systems, a folder at a time
         root = root.rstrip("/")
 
     def outside(rel_dir: str) -> bool:

@@ -1699,18 +1699,27 @@ def _list_local(path: str, skipped: list[str], skip_dir=None) -> list[str]:
     return sorted(found)
 
 
-def _list_remote(uri: str, listed: "Listed") -> list[str]:
+def _filesystem(uri: str):
+    """(pyarrow file system, path in it) of a URI."""
+    from pyarrow import fs as pafs  # lazy: only for non-local URIs
+
+    return pafs.FileSystem.from_uri(uri)
+
+
+def _list_remote(uri: str, listed: "Listed", skip_dir=None) -> list[str]:
     """The files under ``uri`` (a URI of pyarrow.fs). What the listing gives goes into ``listed``:
     sizes, modification times (ms since the epoch, 0 where the store gives none), and the files
-    :func:`not_data` leaves out."""
-    from pyarrow import fs as pafs  # lazy: only for non-local URIs
+    :func:`not_data` leaves out. With ``skip_dir`` the tree is walked a folder at a time and the
+    folders it names are not listed (an object store's archive of years is not listed whole for
+    one night); without, in one recursive listing."""
+    from pyarrow import fs as pafs
 
     def keep(path: str, info) -> str:
         listed.sizes[path] = info.size
         listed.mtimes[path] = (info.mtime_ns or 0) // 1_000_000
         return path
 
-    filesystem, base = pafs.FileSystem.from_uri(uri)
+    filesystem, base = _filesystem(uri)
     info = filesystem.get_file_info(base)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"input path does not exist: {uri}")
@@ -1725,16 +1734,21 @@ def _list_remote(uri: str, listed: "Listed") -> list[str]:
         prefix = f"{parsed.scheme}://"
     base_clean = base.rstrip("/")
     found = []
-    for entry in filesystem.get_file_info(pafs.FileSelector(base, recursive=True)):
-        if entry.type != pafs.FileType.File:
-            continue
-        rel = entry.path[len(base_clean):].lstrip("/")
-        if any(_hidden(part) for part in rel.split("/")):
-            continue
-        if not_data(rel.rsplit("/", 1)[-1]):
-            listed.skipped.append(prefix + entry.path)
-            continue
-        found.append(keep(prefix + entry.path, entry))
+    pending = [base]
+    while pending:
+        folder = pending.pop()
+        for entry in filesystem.get_file_info(pafs.FileSelector(folder, recursive=skip_dir is None)):
+            rel = entry.path[len(base_clean):].lstrip("/")
+            if any(_hidden(part) for part in rel.split("/")):
+                continue
+            if entry.type == pafs.FileType.Directory:
+                if skip_dir is not None and not skip_dir(rel):
+                    pending.append(entry.path)
+            elif entry.type == pafs.FileType.File:
+                if not_data(rel.rsplit("/", 1)[-1]):
+                    listed.skipped.append(prefix + entry.path)
+                else:
+                    found.append(keep(prefix + entry.path, entry))
     return sorted(found)
 
 
@@ -1759,8 +1773,8 @@ def list_input_files(paths: list[str], skip_dir=None) -> Listed:
     ``file://`` URIs come back as absolute local paths; other URIs stay URIs. Duplicates are dropped (first one kept).
     Raises FileNotFoundError("input path does not exist: ...") for a missing path. A :class:`Listed`
     (this function's own result) is returned as it is: behind an object store, listing its files
-    again would mean a request for each. ``skip_dir``: a directory (its path relative to the local
-    directory given) for which it returns True is not walked (the nightly job's other days).
+    again would mean a request for each. ``skip_dir``: a directory (its path relative to the
+    directory or URI given) for which it returns True is not walked (the nightly job's other days).
     """
     if isinstance(paths, Listed):
         return paths
@@ -1772,7 +1786,7 @@ def list_input_files(paths: list[str], skip_dir=None) -> Listed:
         path = os.fspath(path)
         local = _local_path(path)
         found = (_list_local(local, out.skipped, skip_dir) if local is not None else
-                 _list_remote(path, out))
+                 _list_remote(path, out, skip_dir))
         for item in found:
             if item not in seen:
                 seen.add(item)

@@ -418,15 +418,34 @@ def test_the_jobs_use_local_paths_where_the_default_file_system_is_hdfs(spark, a
 def test_an_archive_root_behind_a_uri_is_listed_through_its_file_system(spark, archive, tiny_artifact, tmp_path,
                                                                          monkeypatch):
     """--archive-root hdfs://... or s3://...: the driver lists the archive through pyarrow's file
-    systems (sizes and modification times from the listing, for the manifest). A file: URI listed
-    that way here gives the nights of the local root, and a second run finds nothing new."""
+    systems (sizes and modification times from the listing, for the manifest), without listing
+    the folders of other days. A file: URI listed that way here gives the nights of the local
+    root, and a second run finds nothing new."""
     from sentiment_core import readers
 
     out_local, out_uri = tmp_path / "local", tmp_path / "uri"
     nightly(spark, archive, tiny_artifact, out_local, "--date", DAYS[0])
     monkeypatch.setattr(readers, "_local_path", lambda p: None if "://" in p else p)  # the driver's listing only
+    seen = []  # what the listings returned, relative to the root
+    real_filesystem = readers._filesystem
+
+    class Recording:  # the file system, with what its listings return recorded
+        def __init__(self, uri):
+            self.fs, self.base = real_filesystem(uri)
+
+        def get_file_info(self, what):
+            got = self.fs.get_file_info(what)
+            if hasattr(what, "base_dir"):
+                seen.extend(os.path.relpath(e.path, self.base) for e in got)
+            return got
+
+    monkeypatch.setattr(readers, "_filesystem", lambda uri: ((r := Recording(uri)), r.base))
     uri = archive.as_uri()
     files = discover_day(uri)
+    day_dir = lambda rel: "/".join(Path(rel).parts[:3])  # noqa: E731 - YYYY/MM/DD of the grab
+    other_days = {day_dir(p.relative_to(archive)) for p in archive.rglob("*.json*")} - {day_dir(r) for r in files}
+    assert other_days and seen
+    assert not any(f.startswith(d + "/") for f in seen for d in other_days), seen  # their folders never listed
     assert files and all(e["path"].startswith(uri + "/") and e["size"] > 0 and e["mtime"] > 0 for e in files.values())
     assert {r: (e["size"], e["date"]) for r, e in files.items()} == \
         {r: (e["size"], e["date"]) for r, e in discover_day(str(archive)).items()}
