@@ -166,15 +166,9 @@ def main(argv=None) -> int:
                    help="a finished training run directory; repeat (at least two)")
     p.add_argument("--output-dir", required=True, help="where the soup's artifact is written (DIR/artifact)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    try:
-        artifact = soup(args.runs, args.output_dir)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(artifact)
-    return 0
+    from training.train import artifact_cli
+
+    return artifact_cli(lambda: soup(args.runs, args.output_dir))
 
 
 if __name__ == "__main__":

@@ -466,17 +466,22 @@ def train(cfg: TrainConfig) -> Path:
     return artifact
 
 
-def main(argv=None) -> int:
+def artifact_cli(make_artifact) -> int:
+    """Run ``make_artifact()`` as a command: progress logged to stderr, what a user can fix as one
+    ``error:`` line and exit status 2, the artifact's path as the last line of stdout."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
-        cfg = parse_args(argv)
-        artifact = train(cfg)
+        artifact = make_artifact()
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(artifact)
     return 0
+
+
+def main(argv=None) -> int:
+    return artifact_cli(lambda: train(parse_args(argv)))
 
 
 if __name__ == "__main__":
