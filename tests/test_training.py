@@ -331,67 +331,55 @@ def _tiny_cli(tiny_base, out, *extra) -> list[str]:
 
 
 def test_greedy_soup_adds_a_run_only_where_the_mean_lowers_the_loss():
-    """Runs ranked by validation loss; each joins the running mean only where it lowers the loss."""
-    from pathlib import Path as P
-
-    from training.soup import Member, greedy_soup
+    """bench.soup: runs ranked by validation loss; each joins the running mean only where it lowers the loss."""
+    from bench.soup import Member, greedy_soup
 
     target = np.array([1.0, 1.0])
 
+    def val_loss(weights):  # the "loss": distance of the weights from a target
+        return float(np.abs(weights[0] - target).sum())
+
     def member(name, w):
-        return Member(P(name), None, {}, weights=[np.array(w, dtype=np.float32)])
+        m = Member(Path(name), {}, {}, weights=[np.array(w, dtype=np.float32)])
+        m.val_loss = val_loss(m.weights)
+        return m
 
-    def evaluate(weights):  # the "loss": distance of the weights from a target
-        return {"log_loss": float(np.abs(weights[0] - target).sum()), "accuracy": 0.0}
-
-    # alone: a 1.0, b 1.0, c 2.0 (a wins the tie, first given); a+b = [1, 1] -> 0; c would pull it away
+    # alone: a 1.0, b 1.0, c 2.0 (a first of the tie); the mean of a and b is the target; c pulls it away
     runs = [member("a", [0.5, 1.5]), member("b", [1.5, 0.5]), member("c", [2.0, 2.0])]
-    weights, chosen, steps = greedy_soup(runs, evaluate)
+    weights, chosen, steps = greedy_soup(runs, val_loss)
     assert [m.dir.name for m in chosen] == ["a", "b"]
     np.testing.assert_allclose(weights[0], [1.0, 1.0])
-    assert [(s["run"], s["step"], s.get("joined")) for s in steps] == [
-        ("a", "alone", None), ("b", "alone", None), ("c", "alone", None), ("b", "join", True), ("c", "join", False)]
     assert weights[0].dtype == np.float32
+    assert [(s["run"], s["joined"]) for s in steps] == [("b", True), ("c", False)]
 
 
-def test_soup_of_runs_that_differ_in_shuffle_seed(tmp_path, tiny_base, tiny_run, capsys):
-    """--shuffle-seed keeps the split and changes the training; training.soup averages such runs
-    into one artifact whose validation loss is at most its best run's, refuses runs of another
-    split with one line, and the artifact scores through the production scorer."""
-    from sentiment_core.scorer import Scorer
-    from training.soup import main as soup
+def test_runs_that_differ_in_shuffle_seed_share_their_split(tmp_path, tiny_base, tiny_run, capsys):
+    """--shuffle-seed keeps the split and changes the training; bench.soup combines such runs and
+    refuses runs of another split with one line."""
+    from bench.soup import main as soup
     from training.train import main
 
+    def cli(out, *extra):  # tiny_run's command (conftest) elsewhere, with more flags
+        return ["--data", str(DATA), "--output-dir", str(out), "--base-model", str(tiny_base), "--epochs", "2",
+                "--batch-size", "16", "--learning-rate", "1e-3", "--log-every", "2", "--checkpoint-every", "5", *extra]
+
     other = tmp_path / "other"
-    assert main(_tiny_cli(tiny_base, other, "--shuffle-seed", "7")) == 0
-    summary = lambda run: json.loads((run / "data" / "summary.json").read_text())["splits"]  # noqa: E731
-    assert summary(other) == summary(tiny_run)
-    a = json.loads((tiny_run / "artifact" / "metadata.json").read_text())["metrics"]["validation"]["log_loss"]
-    b = json.loads((other / "artifact" / "metadata.json").read_text())["metrics"]["validation"]["log_loss"]
-    assert a != b  # another batch order and head: another model
+    assert main(cli(other, "--shuffle-seed", "7")) == 0
+    meta = lambda run: json.loads((run / "artifact" / "metadata.json").read_text())  # noqa: E731
+    assert meta(other)["data_fingerprint"] == meta(tiny_run)["data_fingerprint"]
+    assert meta(other)["metrics"]["validation"]["log_loss"] != meta(tiny_run)["metrics"]["validation"]["log_loss"]
 
     capsys.readouterr()
-    out = tmp_path / "soup"
-    assert soup(["--run", str(tiny_run), "--run", str(other), "--output-dir", str(out)]) == 0
-    artifact = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    assert artifact == (out / "artifact").resolve()
-    meta = json.loads((artifact / "metadata.json").read_text())
-    info = meta["training"]["soup"]
-    assert meta["training"]["kept_weights"] == "soup" and len(info["candidates"]) == 2
-    alone = {c["run"]: c["val_loss"] for c in info["candidates"]}
-    assert alone[str(tiny_run.resolve())] == pytest.approx(a, rel=1e-4)
-    assert meta["metrics"]["validation"]["log_loss"] <= min(alone.values()) + 1e-6
-    assert info["members"][0] == min(alone, key=alone.get)
-    first = json.loads((tiny_run / "artifact" / "metadata.json").read_text())
-    assert (meta["data_fingerprint"], meta["split"]) == (first["data_fingerprint"], first["split"])
-    probs = Scorer(str(artifact), backend="tf").predict_proba(["what a lovely day", "this is awful"])
-    assert probs.shape == (2, 2) and np.all((probs >= 0) & (probs <= 1))
+    assert soup(["--run", str(tiny_run), "--run", str(other)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("one run") == 2 and kinds.count("ensemble") == 1 and "greedy soup" in kinds
+    ones = {r["runs"][0]: r["val_loss"] for r in rows if r["kind"] == "one run"}
+    assert ones[tiny_run.name] == pytest.approx(meta(tiny_run)["metrics"]["validation"]["log_loss"], abs=1e-3)
+    greedy = next(r for r in rows if r["kind"] == "greedy soup")
+    assert greedy["val_loss"] <= min(ones.values()) + 1e-4
 
     elsewhere = tmp_path / "elsewhere"
-    assert main(_tiny_cli(tiny_base, elsewhere, "--seed", "43")) == 0
-    capsys.readouterr()
-    assert soup(["--run", str(tiny_run), "--run", str(elsewhere), "--output-dir", str(tmp_path / "soup2")]) == 2
-    err = capsys.readouterr().err
-    assert "another split" in err and "--shuffle-seed" in err and len(err.strip().splitlines()) == 1
-    assert soup(["--run", str(tiny_run), "--run", str(tmp_path / "nothing"), "--output-dir", str(out)]) == 2
-    assert "not a finished training run" in capsys.readouterr().err
+    assert main(cli(elsewhere, "--seed", "43")) == 0
+    with pytest.raises(ValueError, match="another split"):
+        soup(["--run", str(tiny_run), "--run", str(elsewhere)])

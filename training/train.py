@@ -57,7 +57,7 @@ class TrainConfig:
     seed: int = field(default=42, metadata={"help": "seed for split, sampling, shuffling, init"})
     shuffle_seed: int | None = field(default=None, metadata={
         "help": "seed for the batch order, the head's initial weights and dropout only (default: --seed): runs "
-                "that differ in it share their split, so `python -m training.soup` can average them"})
+                "that differ in it share their split (seed-to-seed spread; `python -m bench.soup` combines them)"})
     patience: int = field(default=1, metadata={"help": "epochs without val-loss improvement before stopping"})
     ema_decay: float = field(default=0.0, metadata={
         "help": "keep an exponential moving average of the weights with this decay (e.g. 0.998; 0: off); each "
@@ -466,23 +466,17 @@ def train(cfg: TrainConfig) -> Path:
     return artifact
 
 
-def artifact_cli(make_artifact) -> int:
-    """Run ``make_artifact()`` as a command: progress logged to stderr, what a user can fix as one
-    ``error:`` line and exit status 2, the artifact's path as the last line of stdout."""
+def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
-        artifact = make_artifact()
+        cfg = parse_args(argv)
+        artifact = train(cfg)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(artifact)
     return 0
-
-
-def main(argv=None) -> int:
-    return artifact_cli(lambda: train(parse_args(argv)))
-
 
 if __name__ == "__main__":
     sys.exit(main())
