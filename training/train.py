@@ -54,7 +54,7 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     max_length: int = field(default=64, metadata={"help": "truncate tweets to this many tokens"})
     max_rows: int | None = field(default=None, metadata={"help": "train on a seeded sample of N rows"})
-    seed: int = field(default=42, metadata={"help": "seed for split, sampling, shuffling, init"})
+    seed: int = field(default=42, metadata={"help": "seed for split and sampling, and for shuffling and init unless --shuffle-seed"})
     shuffle_seed: int | None = field(default=None, metadata={
         "help": "seed for the batch order, the head's initial weights and dropout only (default: --seed): runs "
                 "that differ in it share their split (seed-to-seed spread; `python -m bench.soup` combines them)"})
@@ -477,6 +477,7 @@ def main(argv=None) -> int:
         return 2
     print(artifact)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
