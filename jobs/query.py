@@ -35,6 +35,8 @@ import sys
 import unicodedata
 from dataclasses import dataclass, field
 
+from sentiment_core.storage import is_uri
+
 log = logging.getLogger("jobs.query")
 
 REPORTS = ("trend", "top", "compare", "sql")
@@ -339,7 +341,7 @@ def export(df, out_dir: str, fmt: str):
 
     from sentiment_core.storage import spark_path
 
-    if "://" not in out_dir and os.path.exists(out_dir):
+    if not is_uri(out_dir) and os.path.exists(out_dir):
         if not os.path.isdir(out_dir) or os.listdir(out_dir):
             raise ValueError(f"--out-dir {out_dir} exists and is not an empty directory; choose a new one")
         os.rmdir(out_dir)  # an empty one is taken: Spark's writer refuses any path that exists
@@ -425,7 +427,7 @@ def main(argv=None, spark=None) -> int:
     own = spark is None
     try:
         cfg = parse_args(argv)
-        if "://" not in cfg.output and not os.path.isdir(cfg.output):
+        if not is_uri(cfg.output) and not os.path.isdir(cfg.output):
             raise ValueError(f"--output {cfg.output} is not a directory (expected the output of jobs/score.py)")
         log.info("query config %s", json.dumps(dataclasses.asdict(cfg), default=str))
         if own:

@@ -407,7 +407,8 @@ def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_c
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    if _is_parquet(data):
+    parquet = _is_parquet(data)  # its magic read once
+    if parquet:
         if data.member is not None:
             raise ValueError(f"{path}: a Parquet file is read where it lies, not inside an archive; extract it")
         pf = pq.ParquetFile(data.file)
@@ -417,7 +418,7 @@ def _read_table(path: str, data: _Data, stats: ReadStats, text_col: str, label_c
     text_col = _column(path, names, text_col, "text")
     label_col = _column(path, names, label_col, "label")
     wanted = [c for c in (text_col, label_col, id_col) if c]
-    if _is_parquet(data):
+    if parquet:
         batches = lambda: pf.iter_batches(batch_size=chunk_rows, columns=wanted)  # noqa: E731
     else:
         # the named columns only, as bytes: decoded here with invalid bytes replaced and counted,

@@ -19,6 +19,7 @@ import os
 import re
 from contextlib import contextmanager
 
+from . import readers
 from .storage import spark_path
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,9 @@ def _join(root: str, name: str) -> str:
 
 def _present(path: str) -> bool | None:
     """True/False for a local path (a directory with a visible entry), None for a URI (unknown)."""
-    if "://" in path and not path.startswith("file://"):
+    local = readers._local_path(path)
+    if local is None:
         return None
-    local = path[len("file://"):] if path.startswith("file://") else path
     return os.path.isdir(local) and any(not e.startswith((".", "_")) for e in os.listdir(local))
 
 
@@ -101,9 +102,9 @@ def _waiting_deletes(spark, output_dir: str):
     leaves those tweets out already."""
     import glob
 
-    if "://" in output_dir and not output_dir.startswith("file://"):
+    root = readers._local_path(output_dir)
+    if root is None:
         return None  # the nightly job writes local (or mounted) outputs only
-    root = output_dir[len("file://"):] if output_dir.startswith("file://") else output_dir
     days = set()
     for f in glob.glob(os.path.join(glob.escape(root), MANIFEST, "*", PENDING_DELETES)):
         days.update(pending_deletes(root, os.path.basename(os.path.dirname(f))))
